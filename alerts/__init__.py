@@ -1,0 +1,1 @@
+"""Alerts: rules, spike detection, routing and delivery, digests."""

@@ -1,0 +1,1 @@
+"""Classifiers: sentiment, complaint and language scoring."""

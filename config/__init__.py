@@ -1,0 +1,1 @@
+"""Configuration: settings and watchlist schema, the watchlist query language."""

@@ -1,0 +1,200 @@
+"""Load and validate the YAML configuration, reporting errors by file, line and fix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from config.settings import Settings, secret_keys
+
+__all__ = ["ConfigError", "ConfigIssue", "LoadedConfig", "load_config", "parse_config"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a configuration file, located as precisely as we can."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``issues`` lists every problem found."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedConfig:
+    """Validated settings plus each source's validated type-specific options."""
+
+    settings: Settings
+    source_options: dict[str, BaseModel]
+    path: Path | None
+
+
+def load_config(path: str | Path) -> LoadedConfig:
+    """Read, parse and validate ``path``; raise :class:`ConfigError` with every problem found."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(str(file), None, "", "file not found; pass --config PATH")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([ConfigIssue(str(file), None, "", f"cannot read: {exc}")]) from None
+    return parse_config(text, str(file), base_dir=file.parent)
+
+
+def parse_config(text: str, filename: str = "<config>", *, base_dir: Path | None = None) -> LoadedConfig:
+    """Validate configuration text; ``base_dir`` resolves relative paths in source options."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([ConfigIssue(filename, line, "", f"not valid YAML: {problem}")]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(filename, 1, "", "the top level must be a mapping (key: value)")])
+
+    issues: list[ConfigIssue] = []
+    for loc in secret_keys(data):
+        issues.append(
+            ConfigIssue(
+                filename,
+                _line_of(root, loc),
+                _dotted(loc),
+                "secrets never go in the YAML file; name an environment variable with "
+                f"'{loc[-1]}_env: VARIABLE' (or '{loc[-1]}_file: PATH') instead",
+            )
+        )
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            issues.append(ConfigIssue(filename, _line_of(root, loc), _dotted(loc), _explain(error)))
+        raise ConfigError(issues) from None
+    source_options: dict[str, BaseModel] = {}
+    issues.extend(_check_sources(settings, root, filename, base_dir, source_options))
+    issues.extend(_check_queries(settings, root, filename))
+    if issues:
+        raise ConfigError(issues)
+    return LoadedConfig(settings, source_options, Path(filename) if filename != "<config>" else None)
+
+
+def _check_sources(
+    settings: Settings,
+    root: yaml.Node | None,
+    filename: str,
+    base_dir: Path | None,
+    out: dict[str, BaseModel],
+) -> list[ConfigIssue]:
+    """Validate every source's type-specific options with the source's own model."""
+    from sources.registry import SOURCE_TYPES
+
+    issues: list[ConfigIssue] = []
+    for index, source in enumerate(settings.sources):
+        cls: Any = SOURCE_TYPES.get(source.type)
+        loc: tuple[str | int, ...] = ("sources", index)
+        if cls is None:
+            known = ", ".join(sorted(SOURCE_TYPES))
+            issues.append(
+                ConfigIssue(
+                    filename,
+                    _line_of(root, (*loc, "type")),
+                    _dotted((*loc, "type")),
+                    f"unknown source type {source.type!r}; known types: {known}",
+                )
+            )
+            continue
+        options = source.options()
+        if (
+            base_dir is not None
+            and isinstance(options.get("path"), str)
+            and not Path(options["path"]).is_absolute()
+        ):
+            options["path"] = str(base_dir / options["path"])
+        try:
+            out[source.name] = cls.Options.model_validate(options)
+        except ValidationError as exc:
+            for error in exc.errors():
+                sub = (*loc, *error["loc"])
+                issues.append(ConfigIssue(filename, _line_of(root, sub), _dotted(sub), _explain(error)))
+    return issues
+
+
+def _check_queries(settings: Settings, root: yaml.Node | None, filename: str) -> list[ConfigIssue]:
+    """Compile every brand's query and exclusions so syntax errors stop start-up."""
+    from config.query import QuerySyntaxError, compile_query
+
+    issues: list[ConfigIssue] = []
+    for index, brand in enumerate(settings.brands):
+        candidates: list[tuple[tuple[str | int, ...], str]] = []
+        if brand.query:
+            candidates.append((("brands", index, "query"), brand.query))
+        candidates.extend((("brands", index, "exclude", i), q) for i, q in enumerate(brand.exclude))
+        for loc, query in candidates:
+            try:
+                compile_query(query, fold_diacritics=brand.fold_diacritics)
+            except QuerySyntaxError as exc:
+                issues.append(ConfigIssue(filename, _line_of(root, loc), _dotted(loc), "\n" + str(exc)))
+    return issues
+
+
+def _explain(error: Any) -> str:
+    """Turn a pydantic error into a sentence that says what would be right."""
+    kind = error.get("type", "")
+    message = str(error.get("msg", "invalid"))
+    if kind == "extra_forbidden":
+        return "unknown setting; check its spelling against the README's configuration reference"
+    if kind == "missing":
+        return "required setting is missing"
+    return message.removeprefix("Value error, ")
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _line_of(root: yaml.Node | None, loc: Sequence[Any]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (or of its nearest existing parent)."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == str(part):
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -1,0 +1,344 @@
+"""Typed settings and watchlists: every default lives here, cross-field checks included.
+
+The YAML file is validated into :class:`Settings`. Secrets are never part of it: fields ending in
+``_env`` name environment variables and ``_file`` fields name files that hold them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time as dtime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "AlertSettings",
+    "BrandSettings",
+    "ClassifierSettings",
+    "DaemonSettings",
+    "DigestSettings",
+    "Duration",
+    "QuietHours",
+    "Route",
+    "Settings",
+    "SlackSettings",
+    "SourceSettings",
+    "SpikeRuleSettings",
+    "StorageSettings",
+    "Thresholds",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string like ``30s``, ``5m``, ``1h``, ``2d``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 30s, 5m, 1h or a number of seconds")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m, 1h, 2d or a number of seconds")
+
+
+#: Seconds, written in YAML as ``300``, ``5m``, ``1h`` ...
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Model):
+    """Where mentions, scores and alerts are stored."""
+
+    url: str = Field("sqlite:///var/repmon.db", description="SQLAlchemy URL; SQLite (WAL) or PostgreSQL.")
+    url_env: str | None = Field(
+        "REPMON_DATABASE_URL", description="Environment variable that overrides url (use it for passwords)."
+    )
+    pool_size: int = Field(5, ge=1, le=100)
+
+
+class Thresholds(_Model):
+    """Per-brand alert thresholds (brand values override the global defaults)."""
+
+    praise_min_positive: float = Field(0.75, ge=0, le=1, description="Minimum P(positive) for praise alerts.")
+    complaint_min: float = Field(
+        0.6, ge=0, le=1, description="Minimum complaint probability for complaint alerts."
+    )
+    complaint_min_reach: int = Field(
+        0, ge=0, description="Untagged complaints alert only from authors with at least this reach."
+    )
+    review_complaint_max_rating: float = Field(
+        0.4, ge=0, le=1, description="Reviews rated at or below this share of the scale count as complaints."
+    )
+    large_account_followers: int = Field(
+        10_000, ge=0, description="Authors with this reach are flagged as large."
+    )
+    spike_min_count: int = Field(
+        5, ge=1, description="A spike needs at least this many negative mentions a bucket."
+    )
+
+
+class BrandSettings(_Model):
+    """One watched brand: how to recognise its mentions and where its alerts go."""
+
+    name: str = Field(min_length=1)
+    handles: tuple[str, ...] = Field((), description="The brand's own accounts (@handles).")
+    keywords: tuple[str, ...] = Field((), description="Plain keywords and phrases; any of them matches.")
+    query: str | None = Field(None, description="A boolean query (AND, OR, NOT, NEAR/n, fields).")
+    exclude: tuple[str, ...] = Field((), description="Queries whose matches are dropped.")
+    competitor: bool = Field(False, description="Tracked for digests only, never alerted.")
+    compare_with: tuple[str, ...] = Field(
+        (), description="Competitor brands shown beside this one in digests."
+    )
+    channels: tuple[str, ...] = Field((), description="Slack channels for this brand's alerts.")
+    thresholds: Thresholds | None = None
+    fold_diacritics: bool = True
+
+    @field_validator("handles")
+    @classmethod
+    def _normalise_handles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        handles = tuple(h.strip().lstrip("@").lower() for h in value)
+        for handle in handles:
+            if not handle or not re.fullmatch(r"[\w.\-]+(@[\w.\-]+)?", handle):
+                raise ValueError(f"{handle!r} is not a handle; write it like @acme_help")
+        return handles
+
+    @model_validator(mode="after")
+    def _needs_a_term(self) -> BrandSettings:
+        if not self.keywords and not self.query and not self.handles:
+            raise ValueError(f"brand {self.name!r} has no keywords, query or handles: it would match nothing")
+        return self
+
+
+class SourceSettings(BaseModel):
+    """Common settings of one source; the type-specific options are checked by the source's own model."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    type: str
+    interval: Duration = Field(300.0, description="Seconds between polls.")
+    jitter: float = Field(0.1, ge=0, le=1, description="Random share of the interval added or removed.")
+    enabled: bool = True
+
+    def options(self) -> dict[str, Any]:
+        """The type-specific options (everything not common to all sources)."""
+        return dict(self.model_extra or {})
+
+    @field_validator("interval")
+    @classmethod
+    def _sane_interval(cls, value: float) -> float:
+        if value < 1:
+            raise ValueError("interval must be at least 1 second")
+        return value
+
+
+class ClassifierSettings(_Model):
+    """Which classifier scores mentions and how."""
+
+    model: str = Field(
+        "default", description='"default" (embedded, offline), "lexicon", or "transformers:<id|dir>".'
+    )
+    batch_size: int = Field(64, ge=1, le=4096)
+    device: str = Field("cpu", description='"cpu", "cuda", "cuda:1", "auto".')
+    threads: int | None = Field(None, ge=1, le=256)
+    max_attempts: int = Field(5, ge=1, description="Scoring attempts before a mention is parked as failed.")
+
+
+class SlackSettings(_Model):
+    """Slack delivery. Without a token (or webhook) alerts render to the console."""
+
+    token_env: str = "SLACK_BOT_TOKEN"
+    app_token_env: str = Field("SLACK_APP_TOKEN", description="App-level token for Socket Mode buttons.")
+    webhook_url_env: str = "SLACK_WEBHOOK_URL"
+    api_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (proxies, test servers)."
+    )
+    default_channel: str = "#webcare"
+    ops_channel: str | None = Field(None, description="Channel for operational alerts (source failures).")
+
+
+class QuietHours(_Model):
+    """A daily window in which a channel gets no notifications (they wait until it ends)."""
+
+    start: dtime
+    end: dtime
+    timezone: str = "Europe/Amsterdam"
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = (
+        "mon",
+        "tue",
+        "wed",
+        "thu",
+        "fri",
+        "sat",
+        "sun",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+
+class Route(_Model):
+    """Sends alerts whose labels match to a channel, Alertmanager style (first match wins)."""
+
+    match: dict[str, str] = Field(default_factory=dict, description="Label equality matchers.")
+    channel: str
+    group_by: tuple[str, ...] | None = None
+    quiet_hours: QuietHours | None = None
+    continue_: bool = Field(False, alias="continue")
+
+
+class AlertSettings(_Model):
+    """Routing and timing of notifications."""
+
+    group_by: tuple[str, ...] = ("brand", "kind")
+    group_wait: Duration = Field(0.0, description="Wait before the first notification of a new group.")
+    group_interval: Duration = Field(300.0, description="Wait between notifications about a group.")
+    repeat_interval: Duration = Field(
+        14400.0, description="Re-notify an unchanged open crisis after this long."
+    )
+    routes: tuple[Route, ...] = ()
+    quiet_hours: dict[str, QuietHours] = Field(default_factory=dict, description="Per channel.")
+    max_per_minute: int = Field(30, ge=1, description="Per channel; more wait in the outbox.")
+    max_attempts: int = Field(20, ge=1)
+    console: bool = Field(True, description="Render alerts on the console when Slack is not configured.")
+    jsonl_path: str | None = Field(None, description="Also append delivered alerts to this JSONL file.")
+    praise: bool = True
+    complaints: bool = True
+    spikes: bool = True
+
+
+class SpikeRuleSettings(_Model):
+    """Spike detection on per-brand mention volume."""
+
+    bucket: Duration = 300.0
+    clock: Literal["wall", "data"] = Field(
+        "wall",
+        description='"wall": buckets close by the clock; "data": by the newest stored mention (replays).',
+    )
+    lateness: Duration = Field(
+        120.0, description="How long to wait for late mentions before closing a bucket."
+    )
+    metrics: tuple[Literal["negative", "total"], ...] = ("negative", "total")
+
+
+class DigestSettings(_Model):
+    """The weekly digest for communication managers."""
+
+    schedule: str = Field("0 9 * * mon", description="Cron expression in the digest timezone.")
+    timezone: str = "Europe/Amsterdam"
+    channel: str | None = None
+    html_dir: str | None = Field("var/digests", description="Where HTML reports are written.")
+    enabled: bool = True
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value)
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression; write e.g. '0 9 * * mon'")
+        return value
+
+
+class DaemonSettings(_Model):
+    """Runtime behaviour of ``repmon run``."""
+
+    shutdown_timeout: Duration = Field(10.0, description="Seconds to finish in-flight work on SIGTERM.")
+    classify_interval: Duration = 1.0
+    deliver_interval: Duration = 1.0
+    max_backoff: Duration = Field(3600.0, description="Longest wait between polls of a failing source.")
+    health_host: str = "127.0.0.1"
+    health_port: int | None = Field(9464, ge=0, le=65535, description="Health + /metrics; null disables it.")
+    lease_ttl: Duration = Field(
+        60.0, description="How long a source lease lasts without renewal (PostgreSQL)."
+    )
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r}; write an IANA name like Europe/Amsterdam") from None
+    return value
+
+
+_SECRET_KEY = re.compile(r"(^|_)(token|password|passwd|secret|api_key|apikey|bearer)$", re.IGNORECASE)
+
+
+class Settings(_Model):
+    """Everything repmon reads from its YAML file."""
+
+    storage: StorageSettings = StorageSettings()
+    brands: tuple[BrandSettings, ...] = ()
+    sources: tuple[SourceSettings, ...] = ()
+    thresholds: Thresholds = Thresholds()
+    classifier: ClassifierSettings = ClassifierSettings()
+    alerts: AlertSettings = AlertSettings()
+    slack: SlackSettings = SlackSettings()
+    spikes: SpikeRuleSettings = SpikeRuleSettings()
+    digest: DigestSettings = DigestSettings()
+    daemon: DaemonSettings = DaemonSettings()
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Settings:
+        names = [b.name for b in self.brands]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"brand names must be unique; repeated: {', '.join(dupes)}")
+        sources = [s.name for s in self.sources]
+        dupes = sorted({n for n in sources if sources.count(n) > 1})
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
+        known = set(names)
+        for brand in self.brands:
+            missing = [c for c in brand.compare_with if c not in known]
+            if missing:
+                raise ValueError(f"brand {brand.name!r}: compare_with names unknown brands {missing}")
+        return self
+
+    def thresholds_for(self, brand: str) -> Thresholds:
+        """The thresholds that apply to ``brand`` (its own, else the global ones)."""
+        for b in self.brands:
+            if b.name == brand and b.thresholds is not None:
+                return b.thresholds
+        return self.thresholds
+
+    def brand(self, name: str) -> BrandSettings | None:
+        """The brand called ``name``, if configured."""
+        return next((b for b in self.brands if b.name == name), None)
+
+
+def secret_keys(data: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Paths of keys in raw YAML data that look like literal secrets (token, password, api_key ...)."""
+    found: list[tuple[str | int, ...]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if (
+                isinstance(key, str)
+                and _SECRET_KEY.search(key)
+                and isinstance(value, str | int)
+                and value != ""
+            ):
+                found.append((*path, key))
+            found.extend(secret_keys(value, (*path, key)))
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            found.extend(secret_keys(item, (*path, index)))
+    return found

@@ -1,0 +1,1 @@
+"""The repmon daemon runtime: pipeline, storage, scheduling, CLI."""

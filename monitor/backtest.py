@@ -1,0 +1,151 @@
+"""``repmon watchlist test``: what a changed watchlist would add and drop on stored mentions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from config.loader import LoadedConfig
+from monitor import models
+from monitor.db import Database, database_url
+from monitor.watch import Watchlist
+from sources.base import Author, Mention
+
+__all__ = ["backtest", "print_backtest", "row_to_mention"]
+
+#: A term matching more than this share of all stored mentions is probably too broad ("NS", "bol").
+BROAD_TERM_SHARE = 0.2
+
+
+def row_to_mention(row: models.Mention) -> Mention:
+    """Rebuild the source-level mention from a stored row (for re-matching)."""
+    return Mention(
+        source=row.source,
+        external_id=row.external_id,
+        text=row.text,
+        created_at=row.created_at,
+        url=row.url,
+        author=Author(handle=row.author_handle, name=row.author_name, followers=row.author_followers),
+        title=row.title,
+        language=row.language,
+        in_reply_to=row.in_reply_to,
+        mentioned_handles=tuple(row.mentioned_handles or ()),
+    )
+
+
+def backtest(
+    current: LoadedConfig,
+    proposed: LoadedConfig,
+    *,
+    brand: str | None = None,
+    days: int = 7,
+    samples: int = 5,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Match stored mentions of the last ``days`` with both configurations and compare."""
+    now = now or datetime.now(UTC)
+    since = now - timedelta(days=days)
+    db = Database(database_url(current.settings.storage))
+    old, new = Watchlist(current.settings.brands), Watchlist(proposed.settings.brands)
+    names = sorted({b.name for b in current.settings.brands} | {b.name for b in proposed.settings.brands})
+    if brand is not None:
+        names = [n for n in names if n == brand]
+    per: dict[str, dict[str, Any]] = {
+        n: {"current": 0, "proposed": 0, "added": [], "dropped": [], "added_n": 0, "dropped_n": 0}
+        for n in names
+    }
+    term_counts: Counter[tuple[str, str]] = Counter()
+    total = 0
+    try:
+        with db.session() as session:
+            stored = session.execute(
+                select(func.count()).where(models.Mention.created_at >= since)
+            ).scalar_one()
+            rows = session.execute(
+                select(models.Mention)
+                .where(models.Mention.created_at >= since)
+                .order_by(models.Mention.created_at.desc())
+            ).scalars()
+            for row in rows:
+                total += 1
+                mention = row_to_mention(row)
+                before = {h.brand for h in old.match(mention)}
+                after_hits = new.match(mention)
+                after = {h.brand for h in after_hits}
+                for hit in after_hits:
+                    for term in hit.terms:
+                        term_counts[(hit.brand, term)] += 1
+                for name in names:
+                    entry = per[name]
+                    entry["current"] += name in before
+                    entry["proposed"] += name in after
+                    change = (
+                        "added"
+                        if name in after and name not in before
+                        else "dropped"
+                        if name in before and name not in after
+                        else None
+                    )
+                    if change:
+                        entry[f"{change}_n"] += 1
+                        if len(entry[change]) < samples:
+                            entry[change].append(
+                                {
+                                    "id": row.id,
+                                    "source": row.source,
+                                    "created_at": row.created_at,
+                                    "text": row.text[:200],
+                                    "url": row.url,
+                                }
+                            )
+    finally:
+        db.dispose()
+    broad = [
+        {"brand": b, "term": t, "matches": c, "share": c / total}
+        for (b, t), c in term_counts.most_common()
+        if total and c / total > BROAD_TERM_SHARE and (brand is None or b == brand)
+    ]
+    return {
+        "days": days,
+        "since": since,
+        "mentions": total,
+        "stored": stored,
+        "brands": per,
+        "broad_terms": broad,
+    }
+
+
+def print_backtest(report: dict[str, Any], out: Console) -> None:
+    """Render a backtest report for operators."""
+    out.print(
+        f"{report['mentions']} stored mentions since {report['since']:%Y-%m-%d %H:%M} UTC (last {report['days']} days)"
+    )
+    table = Table("brand", "current", "proposed", "added", "dropped")
+    for name, e in report["brands"].items():
+        table.add_row(name, str(e["current"]), str(e["proposed"]), f"+{e['added_n']}", f"-{e['dropped_n']}")
+    out.print(table)
+    for name, e in report["brands"].items():
+        for change, colour in (("added", "green"), ("dropped", "red")):
+            if e[change]:
+                out.print(
+                    f"[{colour}]{change} for {name}[/] (showing {len(e[change])} of {e[change + '_n']}):"
+                )
+                for s in e[change]:
+                    out.print(
+                        f"  {s['created_at']:%m-%d %H:%M} {s['source']}: {s['text']}",
+                        markup=False,
+                        highlight=False,
+                    )
+    for w in report["broad_terms"]:
+        out.print(
+            f"[yellow]warning:[/] {w['brand']}: term {w['term']!r} matches {w['share']:.0%} of all stored mentions "
+            f"({w['matches']}); consider a phrase, a NEAR/n or an exclusion",
+            highlight=False,
+        )
+    if not report["mentions"]:
+        out.print("[yellow]no stored mentions in this period: widen --days or let repmon collect first[/]")

@@ -1,0 +1,144 @@
+"""``repmon check``: validate configuration and report what it sets up, credentials and reachability."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from config.loader import LoadedConfig
+from monitor.db import Database, database_url, redact_url
+
+__all__ = ["credential_fields", "run_checks"]
+
+
+def credential_fields(options: object) -> dict[str, str]:
+    """Option fields naming environment variables (``*_env``) and their variable names."""
+    data = options.model_dump() if hasattr(options, "model_dump") else {}
+    return {k: v for k, v in data.items() if k.endswith("_env") and isinstance(v, str) and v}
+
+
+async def run_checks(
+    config: LoadedConfig, env: Mapping[str, str], out: Console, *, online: bool = False
+) -> bool:
+    """Print a report; returns False when something needed is missing or unreachable."""
+    settings = config.settings
+    ok = True
+    out.print(f"[green]✓[/] configuration {config.path or ''} is valid")
+
+    url = database_url(settings.storage, env)
+    try:
+        db = Database(url)
+        schema = db.has_schema()
+        db.dispose()
+        out.print(
+            f"[green]✓[/] database {redact_url(url)} reachable"
+            + ("" if schema else " (run `repmon db upgrade`)")
+        )
+    except (SQLAlchemyError, OSError) as exc:
+        ok = False
+        out.print(f"[red]✗[/] database {redact_url(url)} unreachable: {type(exc).__name__}")
+
+    brands = Table("brand", "handles", "keywords", "query", "channels", "alerts", title="Brands")
+    for b in settings.brands:
+        brands.add_row(
+            b.name,
+            " ".join("@" + h for h in b.handles) or "-",
+            str(len(b.keywords)),
+            "yes" if b.query else "-",
+            " ".join(b.channels) or settings.slack.default_channel,
+            "competitor (digest only)" if b.competitor else "yes",
+        )
+    out.print(brands)
+
+    sources = Table("source", "type", "every", "credentials", "reachable", title="Sources")
+
+    reach: dict[str, str] = {}
+    if online:
+        reach = await _probe_sources(config, env)
+    for s in settings.sources:
+        options = config.source_options.get(s.name)
+        creds = credential_fields(options)
+        missing = [var for var in creds.values() if not env.get(var)]
+        optional = getattr(options, "credentials_optional", False)
+        if not creds:
+            cred_text = "none needed"
+        elif missing and not optional:
+            cred_text = f"[red]missing {', '.join(missing)}[/]"
+            ok = ok and not s.enabled
+        elif missing:
+            cred_text = f"[yellow]optional, unset: {', '.join(missing)}[/]"
+        else:
+            cred_text = "[green]set: " + ", ".join(creds.values()) + "[/]"
+        reachable = reach.get(s.name, "not checked (use --online)")
+        if reachable.startswith("[red]"):
+            ok = False
+        sources.add_row(s.name, s.type, f"{s.interval:g}s", cred_text, reachable if s.enabled else "disabled")
+    out.print(sources)
+
+    slack = settings.slack
+    if env.get(slack.token_env):
+        line = f"[green]✓[/] Slack bot token set ({slack.token_env}); API {slack.api_url}"
+        if online:
+            line += " — " + await _probe_slack(env[slack.token_env], slack.api_url)
+        out.print(line)
+    elif env.get(slack.webhook_url_env):
+        out.print(f"[green]✓[/] Slack incoming webhook set ({slack.webhook_url_env})")
+    else:
+        out.print(
+            f"[yellow]![/] no Slack credentials ({slack.token_env} or {slack.webhook_url_env}): alerts go to the console"
+        )
+    out.print(
+        f"classifier: {settings.classifier.model} (batch {settings.classifier.batch_size}, {settings.classifier.device})"
+    )
+    return ok
+
+
+async def _probe_sources(config: LoadedConfig, env: Mapping[str, str]) -> dict[str, str]:
+    """Poll each enabled source once without storing anything; report how it went."""
+    import httpx
+
+    from sources.base import AuthError, SourceContext, SourceError
+    from sources.http import USER_AGENT
+    from sources.registry import build_source
+
+    def client(**kwargs: object) -> httpx.AsyncClient:
+        headers = {"User-Agent": USER_AGENT, **dict(kwargs.pop("headers", None) or {})}  # type: ignore[call-overload]
+        return httpx.AsyncClient(headers=headers, **kwargs)  # type: ignore[arg-type]
+
+    from datetime import UTC, datetime
+
+    ctx = SourceContext(env=env, http_client=client, clock=lambda: datetime.now(UTC))
+    results: dict[str, str] = {}
+
+    async def probe(name: str, type_: str) -> None:
+        source = build_source(type_, name, config.source_options[name], ctx)
+        try:
+            result = await asyncio.wait_for(source.poll({}), timeout=30)
+            results[name] = f"[green]yes[/] ({len(result.mentions)} items)"
+        except AuthError as exc:
+            results[name] = f"[red]credentials refused: {exc}[/]"
+        except (SourceError, TimeoutError) as exc:
+            results[name] = f"[red]no: {type(exc).__name__}: {exc}[/]"
+        finally:
+            await source.aclose()
+
+    await asyncio.gather(*(probe(s.name, s.type) for s in config.settings.sources if s.enabled))
+    return results
+
+
+async def _probe_slack(token: str, api_url: str) -> str:
+    from slack_sdk.errors import SlackApiError
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    client = AsyncWebClient(token=token, base_url=api_url)
+    try:
+        response = await client.auth_test()
+        return f"[green]authenticated as {response.get('user')} in {response.get('team')}[/]"
+    except SlackApiError as exc:
+        return f"[red]auth.test failed: {exc.response.get('error')}[/]"
+    except OSError as exc:
+        return f"[red]unreachable: {type(exc).__name__}[/]"

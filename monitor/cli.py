@@ -1,0 +1,391 @@
+"""The ``repmon`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config.loader import ConfigError, LoadedConfig, load_config
+from config.settings import parse_duration
+
+if TYPE_CHECKING:
+    from monitor.runtime import CycleSummary, Runtime
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="repmon",
+    help="Reputation monitoring for webcare teams: mentions in, Slack alerts and digests out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+watchlist_app = typer.Typer(help="Try watchlist changes before they go live.", no_args_is_help=True)
+silence_app = typer.Typer(help="Mute alerts for a while (Alertmanager-style silences).", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks with a fixed input/output contract.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(watchlist_app, name="watchlist")
+app.add_typer(silence_app, name="silence")
+app.add_typer(bench_app, name="bench")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config", "-c", envvar="REPMON_CONFIG", help="YAML configuration file.", show_default=True
+    ),
+]
+DEFAULT_CONFIG = Path("repmon.yaml")
+log = logging.getLogger("repmon.cli")
+
+
+def _load(path: Path) -> LoadedConfig:
+    """Load configuration or exit 2 with every problem listed."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        err.print(
+            f"[bold red]configuration error[/] ({len(exc.issues)} problem{'s' if len(exc.issues) != 1 else ''}):"
+        )
+        for issue in exc.issues:
+            err.print(f"  {issue}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _logging(level: str) -> None:
+    from monitor.logs import setup_logging
+
+    setup_logging(level)
+
+
+def _runtime(config: LoadedConfig, *, upgrade: bool = True) -> Runtime:
+    from monitor.migrate import upgrade as db_upgrade
+    from monitor.notify import build_notifier
+    from monitor.runtime import Runtime
+
+    runtime = Runtime(config, notifier=build_notifier(config.settings, os.environ))
+    if upgrade:
+        db_upgrade(runtime.db)
+    return runtime
+
+
+@app.command()
+def run(
+    config: ConfigOption = DEFAULT_CONFIG,
+    role: Annotated[list[str] | None, typer.Option(help="poll, classify, alert or all (repeatable).")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
+) -> None:
+    """Run the daemon until SIGTERM/SIGINT; SIGHUP or editing the file reloads the configuration."""
+    from monitor.daemon import Daemon
+
+    _logging(log_level)
+    loaded = _load(config)
+    roles = set(role or ["all"])
+    if "all" in roles:
+        roles = {"poll", "classify", "alert"}
+    unknown = roles - {"poll", "classify", "alert"}
+    if unknown:
+        err.print(f"unknown role(s): {', '.join(sorted(unknown))}; use poll, classify, alert or all")
+        raise typer.Exit(2)
+    runtime = _runtime(loaded)
+
+    async def main_() -> None:
+        extra = []
+        if "alert" in roles and loaded.settings.digest.enabled:
+            from monitor.digest_schedule import digest_task
+
+            extra.append(digest_task(runtime))
+        daemon = Daemon(runtime, config_path=config, roles=frozenset(roles), extra_tasks=extra)
+        await daemon.run()
+
+    asyncio.run(main_())
+
+
+@app.command()
+def once(
+    config: ConfigOption = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "WARNING",
+) -> None:
+    """Poll every source once, process until all queues are empty, then exit (cron, tests)."""
+    _logging(log_level)
+    loaded = _load(config)
+    runtime = _runtime(loaded)
+
+    async def main_() -> CycleSummary:
+        try:
+            return await runtime.run_once()
+        finally:
+            await runtime.aclose()
+
+    summary = asyncio.run(main_())
+    errors = {p.source: p.error for p in summary.polls if p.error}
+    result = {
+        "polled": len(summary.polls),
+        "stored": summary.stored,
+        "scored": summary.scored,
+        "alerts_delivered": summary.delivered,
+        "spike_events": summary.spike_events,
+        "failed_sources": summary.failed_sources,
+        "errors": errors,
+    }
+    if as_json:
+        print(json.dumps(result))
+    else:
+        out.print(
+            f"polled {result['polled']} time(s), stored {summary.stored} new mentions, scored {summary.scored}, "
+            f"delivered {summary.delivered} alerts, {summary.spike_events} spike events"
+        )
+        for source, error in errors.items():
+            out.print(f"[yellow]source {source} failed:[/] {error}", highlight=False)
+
+
+@app.command()
+def check(
+    config: ConfigOption = DEFAULT_CONFIG,
+    online: Annotated[
+        bool, typer.Option(help="Also contact each source and Slack to test reachability.")
+    ] = False,
+) -> None:
+    """Validate the configuration and show what it sets up; exit 2 when it is invalid."""
+    from monitor.checks import run_checks
+
+    loaded = _load(config)
+    ok = asyncio.run(run_checks(loaded, os.environ, out, online=online))
+    raise typer.Exit(0 if ok else 1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = DEFAULT_CONFIG, revision: str = "head") -> None:
+    """Create or migrate the database schema (idempotent)."""
+    from monitor.db import Database, database_url, redact_url
+    from monitor.migrate import upgrade
+
+    loaded = _load(config)
+    db = Database(database_url(loaded.settings.storage))
+    upgrade(db, revision)
+    out.print(f"database {redact_url(db.url)} is at revision {revision}")
+
+
+@watchlist_app.command("test")
+def watchlist_test(
+    brand: Annotated[str | None, typer.Argument(help="Only this brand.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Proposed configuration to compare.")
+    ] = None,
+    days: Annotated[int, typer.Option(help="Stored mentions of the last N days.")] = 7,
+    samples: Annotated[int, typer.Option(help="Examples shown per change.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show what a changed watchlist would add and drop on stored mentions, before it goes live."""
+    from monitor.backtest import backtest, print_backtest
+
+    current = _load(config)
+    proposed = _load(file) if file else current
+    report = backtest(current, proposed, brand=brand, days=days, samples=samples)
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        print_backtest(report, out)
+
+
+@watchlist_app.command("explain")
+def watchlist_explain(
+    query: Annotated[str, typer.Argument(help="A boolean query.")],
+    text: Annotated[str, typer.Argument(help="The post text to test.")],
+    lang: Annotated[str | None, typer.Option(help="Language of the post.")] = None,
+    source: Annotated[str | None, typer.Option(help="Source kind of the post.")] = None,
+    author: Annotated[str | None, typer.Option(help="Author handle.")] = None,
+    url: Annotated[str | None, typer.Option(help="URL of the post.")] = None,
+) -> None:
+    """Explain which clause of a query matches a text, and why."""
+    from config.query import Document, QuerySyntaxError, explain
+
+    try:
+        result = explain(query, Document(text=text, lang=lang, source=source, author=author, url=url))
+    except QuerySyntaxError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    print(result.render())
+    raise typer.Exit(0 if result.matched else 1)
+
+
+@silence_app.command("add")
+def silence_add(
+    match: Annotated[list[str], typer.Argument(help="Label matchers like brand=Acme kind=praise.")],
+    duration: Annotated[str, typer.Option(help="How long, e.g. 2h, 30m, 1d.")] = "2h",
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    by: Annotated[str, typer.Option(help="Who.")] = os.environ.get("USER", "operator"),
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Silence alerts whose labels match, until the duration expires."""
+    from monitor import models
+    from monitor.db import Database, database_url
+
+    matchers = {}
+    for item in match:
+        if "=" not in item:
+            err.print(
+                f"{item!r} is not a matcher; write label=value (labels: brand, kind, source, severity, metric)"
+            )
+            raise typer.Exit(2)
+        key, value = item.split("=", 1)
+        matchers[key.strip()] = value.strip()
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    loaded = _load(config)
+    db = Database(database_url(loaded.settings.storage))
+    now = datetime.now(UTC)
+    with db.session() as session:
+        silence = models.Silence(
+            matchers=matchers,
+            comment=comment,
+            created_by=by,
+            starts_at=now,
+            ends_at=now + timedelta(seconds=seconds),
+        )
+        session.add(silence)
+        session.flush()
+        out.print(f"silence #{silence.id} for {matchers} until {silence.ends_at:%Y-%m-%d %H:%M} UTC")
+
+
+@silence_app.command("list")
+def silence_list(
+    config: ConfigOption = DEFAULT_CONFIG, all_: Annotated[bool, typer.Option("--all")] = False
+) -> None:
+    """List active silences (or all with --all)."""
+    from sqlalchemy import select
+
+    from monitor import models
+    from monitor.db import Database, database_url
+
+    loaded = _load(config)
+    db = Database(database_url(loaded.settings.storage))
+    now = datetime.now(UTC)
+    table = Table("id", "matchers", "until (UTC)", "by", "comment")
+    with db.session() as session:
+        stmt = select(models.Silence).order_by(models.Silence.id)
+        if not all_:
+            stmt = stmt.where(models.Silence.ends_at > now)
+        for s in session.execute(stmt).scalars():
+            table.add_row(
+                str(s.id),
+                " ".join(f"{k}={v}" for k, v in s.matchers.items()),
+                f"{s.ends_at:%Y-%m-%d %H:%M}",
+                s.created_by,
+                s.comment,
+            )
+    out.print(table)
+
+
+@silence_app.command("expire")
+def silence_expire(silence_id: int, config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """End a silence now."""
+    from monitor import models
+    from monitor.db import Database, database_url
+
+    loaded = _load(config)
+    db = Database(database_url(loaded.settings.storage))
+    with db.session() as session:
+        silence = session.get(models.Silence, silence_id)
+        if silence is None:
+            err.print(f"no silence #{silence_id}")
+            raise typer.Exit(1)
+        silence.ends_at = datetime.now(UTC)
+    out.print(f"silence #{silence_id} expired")
+
+
+@bench_app.command("spikes")
+def bench_spikes(
+    input_dir: Annotated[Path, typer.Option("--input", help="Folder of NAME.csv (timestamp,value) series.")],
+    output_dir: Annotated[Path, typer.Option("--output", help="Where NAME.csv with anomaly_score go.")],
+) -> None:
+    """Run the spike detector with default settings over every CSV series (NAB contract)."""
+    from alerts.spike_bench import run_benchmark
+
+    if not input_dir.is_dir():
+        err.print(f"{input_dir} is not a folder")
+        raise typer.Exit(2)
+    written = run_benchmark(input_dir, output_dir)
+    out.print(f"wrote {len(written)} detection files to {output_dir}")
+
+
+@app.command()
+def status(
+    config: ConfigOption = DEFAULT_CONFIG, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Show source health and queue depths from the database."""
+    from monitor.status import print_status, status_report
+
+    loaded = _load(config)
+    report = status_report(loaded)
+    if as_json:
+        print(json.dumps(report, default=str))
+    else:
+        print_status(report, out)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where the demo database and reports go.")] = Path("var/demo"),
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "WARNING",
+) -> None:
+    """Replay a week of sample mentions for two fictional brands through the real pipeline."""
+    from monitor.demo import run_demo
+
+    _logging(log_level)
+    code = run_demo(workdir, out)
+    raise typer.Exit(code)
+
+
+def _mount_optional() -> None:
+    """Commands whose implementation lives beside its subject (classifiers, digests)."""
+    try:
+        from classifiers.cli import eval_app, train_command
+    except ImportError as exc:  # pragma: no cover - shown in --help so the gap is visible
+        log.debug("classifier commands unavailable: %s", exc)
+    else:
+        app.add_typer(eval_app, name="eval", help="Evaluate a classifier on labelled JSONL.")
+        app.command("train", help="(Re)build the classifier heads from labelled JSONL and feedback.")(
+            train_command
+        )
+    try:
+        from alerts.digest_cli import digest_command
+    except ImportError as exc:  # pragma: no cover
+        log.debug("digest command unavailable: %s", exc)
+    else:
+        app.command("digest", help="Build the sentiment digest for a period (HTML and/or Slack).")(
+            digest_command
+        )
+
+
+_mount_optional()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""The source coordinator: owns a source's schedule, backoff, health, lease and persistence.
+
+Home Assistant's DataUpdateCoordinator, adapted: interval with jitter; exponential backoff with
+jitter on transient errors; the server's own reset time on rate limits; auth failures disable the
+source and raise one ops alert; a failure is logged once when it starts and once on recovery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, update
+
+from config.settings import Settings, SourceSettings
+from monitor import models
+from monitor.clock import Clock
+from monitor.db import Database
+from monitor.metrics import Metrics
+from monitor.outbox import enqueue
+from monitor.store import StoreStats, load_cursor, store_poll
+from monitor.watch import Watchlist
+from sources.base import AuthError, NotConfiguredError, PollResult, RateLimitedError, Source, SourceError
+
+__all__ = ["PollOutcome", "SourceCoordinator"]
+
+log = logging.getLogger("repmon.sources")
+
+#: First retry delay after a transient failure; doubles per consecutive failure up to max_backoff.
+BASE_BACKOFF = 30.0
+#: Delay before fetching the next page when a source says more is waiting.
+MORE_DELAY = 1.0
+
+
+@dataclass(slots=True)
+class PollOutcome:
+    """What one poll did, for ``repmon once`` summaries and tests."""
+
+    source: str
+    ok: bool
+    stats: StoreStats | None = None
+    error: str | None = None
+    delay: float = 0.0
+    more: bool = False
+    skipped: int = 0
+    leased_elsewhere: bool = False
+
+
+class SourceCoordinator:
+    """Schedules and polls one source, persisting its mentions, cursor and health."""
+
+    def __init__(
+        self,
+        source: Source,
+        source_settings: SourceSettings,
+        *,
+        db: Database,
+        settings: Settings,
+        watchlist: Watchlist,
+        clock: Clock,
+        metrics: Metrics,
+        owner: str,
+        rng: random.Random | None = None,
+        lease_ttl: float = 60.0,
+        max_backoff: float = 3600.0,
+    ) -> None:
+        self.source = source
+        self.name = source_settings.name
+        self.config = source_settings
+        self.db = db
+        self.settings = settings
+        self.watchlist = watchlist
+        self.clock = clock
+        self.metrics = metrics
+        self.owner = owner
+        self.rng = rng or random.Random()
+        self.lease_ttl = lease_ttl
+        self.max_backoff = max_backoff
+        self.failures = 0
+        self.disabled: str | None = None
+        self.next_poll_at: datetime | None = None
+        self._health_ready = False
+
+    def _ensure_health_row(self) -> None:
+        if self._health_ready:
+            return
+        self._health_ready = True
+        with self.db.session() as session:
+            row = session.get(models.SourceHealth, self.name)
+            if row is None:
+                session.add(models.SourceHealth(source_name=self.name, kind=self.source.kind))
+            else:
+                self.failures = row.consecutive_failures
+                # A source disabled for bad credentials stays off until the configuration is reloaded
+                # (new credentials); a restart re-tries once so fixed env vars are picked up.
+                row.disabled_reason = None
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def interval_delay(self) -> float:
+        """The regular interval with jitter (± jitter share)."""
+        interval = self.config.interval
+        spread = interval * self.config.jitter
+        return max(1.0, interval + self.rng.uniform(-spread, spread))
+
+    def backoff_delay(self) -> float:
+        """Exponential backoff with full jitter, capped."""
+        ceiling = min(self.max_backoff, BASE_BACKOFF * 2 ** max(0, self.failures - 1))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll on schedule until ``stop`` is set or the source is disabled."""
+        while not stop.is_set() and self.disabled is None:
+            outcome = await self.poll_once()
+            if self.disabled is not None:
+                break
+            await _sleep_or_stop(self.clock, outcome.delay, stop)
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def _acquire_lease(self, now: datetime) -> bool:
+        """Take or renew this source's lease; False when another live daemon holds it."""
+        with self.db.session() as session:
+            result = session.execute(
+                update(models.SourceHealth)
+                .where(
+                    models.SourceHealth.source_name == self.name,
+                    or_(
+                        models.SourceHealth.lease_owner.is_(None),
+                        models.SourceHealth.lease_owner == self.owner,
+                        models.SourceHealth.lease_until < now,
+                    ),
+                )
+                .values(lease_owner=self.owner, lease_until=now + timedelta(seconds=self.lease_ttl))
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def release_lease(self) -> None:
+        """Give the lease up (clean shutdown) so another daemon can take over at once."""
+        with self.db.session() as session:
+            session.execute(
+                update(models.SourceHealth)
+                .where(
+                    models.SourceHealth.source_name == self.name,
+                    models.SourceHealth.lease_owner == self.owner,
+                )
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    async def poll_once(self) -> PollOutcome:
+        """Poll once, store what came back with the new cursor, update health; never raises."""
+        now = self.clock.now()
+        self._ensure_health_row()
+        if not self._acquire_lease(now):
+            return PollOutcome(
+                self.name, ok=True, delay=min(self.lease_ttl, self.interval_delay()), leased_elsewhere=True
+            )
+        with self.db.session() as session:
+            cursor = load_cursor(session, self.name)
+        try:
+            result = await self.source.poll(cursor)
+        except RateLimitedError as exc:
+            delay = exc.retry_after if exc.retry_after is not None else self.backoff_delay()
+            return self._failed("rate_limited", exc, now, delay=max(delay, 1.0))
+        except AuthError as exc:
+            return self._disable("auth", exc, now)
+        except NotConfiguredError as exc:
+            return self._disable("not_configured", exc, now)
+        except SourceError as exc:
+            return self._failed(_reason(exc), exc, now)
+        except Exception as exc:
+            log.exception("source %s raised an unexpected error", self.name)
+            return self._failed("unexpected", exc, now)
+        return self._succeeded(result, now)
+
+    def _succeeded(self, result: PollResult, now: datetime) -> PollOutcome:
+        with self.db.session() as session:
+            stats, _ids = store_poll(session, self.name, result, self.watchlist, self.clock.now())
+            health = session.get(models.SourceHealth, self.name)
+            assert health is not None
+            health.last_poll_at = now
+            health.last_success_at = now
+            health.polls_total += 1
+            health.mentions_total += stats.inserted
+            health.skipped_total += result.skipped
+            health.consecutive_failures = 0
+            if result.gone:
+                health.disabled_reason = "the remote side answered 410 Gone"
+        if self.failures:
+            log.info("source %s recovered after %d failed polls", self.name, self.failures)
+        self.failures = 0
+        self.metrics.polls.labels(self.name, "ok").inc()
+        self.metrics.source_up.labels(self.name).set(1)
+        self.metrics.mentions_fetched.labels(self.name).inc(len(result.mentions))
+        self.metrics.mentions_stored.labels(self.name).inc(stats.inserted)
+        for reason, count in result.skip_reasons.items():
+            self.metrics.mentions_skipped.labels(self.name, reason).inc(count)
+        if result.gone:
+            self.disabled = "gone"
+            log.warning(
+                "source %s answered 410 Gone; polling stopped until the configuration changes", self.name
+            )
+        delay = MORE_DELAY if result.more else self.interval_delay()
+        return PollOutcome(
+            self.name, ok=True, stats=stats, delay=delay, more=result.more, skipped=result.skipped
+        )
+
+    def _record_failure(
+        self, reason: str, exc: BaseException, now: datetime, disabled: str | None = None
+    ) -> None:
+        self.failures += 1
+        self.metrics.polls.labels(self.name, "error").inc()
+        self.metrics.source_errors.labels(self.name, reason).inc()
+        self.metrics.source_up.labels(self.name).set(0)
+        with self.db.session() as session:
+            health = session.get(models.SourceHealth, self.name)
+            assert health is not None
+            health.last_poll_at = now
+            health.last_error_at = now
+            health.last_error = f"{reason}: {exc}"[:1000]
+            health.consecutive_failures = self.failures
+            health.polls_total += 1
+            health.errors_total += 1
+            if disabled:
+                health.disabled_reason = disabled
+
+    def _failed(
+        self, reason: str, exc: BaseException, now: datetime, delay: float | None = None
+    ) -> PollOutcome:
+        self._record_failure(reason, exc, now)
+        wait = delay if delay is not None else self.backoff_delay()
+        if self.failures == 1:
+            log.warning("source %s is failing (%s): %s; retrying in %.0fs", self.name, reason, exc, wait)
+        else:
+            log.debug("source %s still failing (%d): %s", self.name, self.failures, exc)
+        return PollOutcome(self.name, ok=False, error=f"{reason}: {exc}", delay=wait)
+
+    def _disable(self, reason: str, exc: BaseException, now: datetime) -> PollOutcome:
+        message = f"{reason}: {exc}"
+        self._record_failure(reason, exc, now, disabled=message)
+        self.disabled = reason
+        log.error("source %s disabled (%s): %s", self.name, reason, exc)
+        with self.db.session() as session:
+            enqueue(
+                session,
+                self.settings,
+                key=f"ops:{reason}:{self.name}:{now.date().isoformat()}",
+                kind="ops",
+                severity="critical",
+                title=f"Source {self.name} stopped: {'credentials refused' if reason == 'auth' else 'not configured'}",
+                reason=f"{exc}. Fix the credentials or settings and reload (SIGHUP) or restart repmon.",
+                labels={"kind": "ops", "source": self.name, "severity": "critical"},
+                source=self.source.kind,
+                event="ops",
+                now=now,
+            )
+        return PollOutcome(self.name, ok=False, error=message, delay=0.0)
+
+
+def _reason(exc: SourceError) -> str:
+    name = type(exc).__name__
+    return {"TransientError": "transient", "GoneError": "gone"}.get(
+        name, name.removesuffix("Error").lower() or "error"
+    )
+
+
+async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
+    """Sleep ``seconds`` on the clock, waking early when ``stop`` is set."""
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sleeper, stopper):
+            if not task.done():
+                task.cancel()

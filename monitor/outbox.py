@@ -1,0 +1,533 @@
+"""The alert outbox: routing on enqueue, and the delivery stage that sends each alert at most once.
+
+Alertmanager's model, persisted: alerts carry labels; routes pick the channel and ``group_by``;
+``group_wait``/``group_interval`` batch per-mention alerts; silences and inhibition suppress (and say
+why); quiet hours defer. Before a send the rows are marked ``sending`` and committed; after a crash
+such rows are reconciled with the receiver (Slack history, JSONL file) instead of being re-sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from alerts.model import (
+    AlertItem,
+    DeliveryError,
+    DeliveryReceipt,
+    IncidentView,
+    MentionView,
+    Notification,
+    Notifier,
+    ScoreView,
+)
+from config.settings import QuietHours, Settings
+from monitor import models
+from monitor.clock import Clock
+from monitor.db import Database
+from monitor.metrics import Metrics
+from monitor.sqlutil import insert_ignore, lock_skip
+
+__all__ = ["DeliveryStage", "enqueue", "route"]
+
+log = logging.getLogger("repmon.outbox")
+
+#: Items in one grouped message at most (Slack allows 50 blocks; each item takes a few).
+MAX_GROUP_ITEMS = 10
+#: A ``sending`` row older than this belongs to a daemon that died mid-send.
+STALE_SENDING = timedelta(minutes=5)
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def route(
+    settings: Settings, labels: dict[str, str], brand: str | None, kind: str
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Channels (with their group_by) an alert with ``labels`` goes to."""
+    targets: list[tuple[str, tuple[str, ...]]] = []
+    for r in settings.alerts.routes:
+        if all(labels.get(k) == v for k, v in r.match.items()):
+            targets.append((r.channel, r.group_by or settings.alerts.group_by))
+            if not r.continue_:
+                return targets
+    if targets:
+        return targets
+    if kind == "ops" and settings.slack.ops_channel:
+        return [(settings.slack.ops_channel, settings.alerts.group_by)]
+    brand_settings = settings.brand(brand) if brand else None
+    channels = (brand_settings.channels if brand_settings else ()) or (settings.slack.default_channel,)
+    return [(c, settings.alerts.group_by) for c in channels]
+
+
+def enqueue(
+    session: Session,
+    settings: Settings,
+    *,
+    key: str,
+    kind: str,
+    severity: str,
+    title: str,
+    reason: str,
+    labels: dict[str, str],
+    now: datetime,
+    brand: str | None = None,
+    source: str | None = None,
+    mention_id: int | None = None,
+    incident_id: int | None = None,
+    event: str = "mention",
+    details: dict[str, Any] | None = None,
+) -> bool:
+    """Put an alert in the outbox once per key and channel; returns whether it was new."""
+    created = False
+    targets = route(settings, labels, brand, kind)
+    for channel, group_by in targets:
+        if incident_id is not None:
+            group_key = f"{channel}|incident:{incident_id}"
+        else:
+            group_key = channel + "|" + ",".join(f"{g}={labels.get(g, '')}" for g in group_by)
+        row_key = key if len(targets) == 1 else f"{key}@{channel}"
+        new_id = insert_ignore(
+            session,
+            models.Alert.__table__,
+            {
+                "key": row_key[:255],
+                "kind": kind,
+                "brand": brand,
+                "source": source,
+                "severity": severity,
+                "channel": channel,
+                "group_key": group_key[:255],
+                "labels": labels,
+                "title": title,
+                "reason": reason,
+                "mention_id": mention_id,
+                "incident_id": incident_id,
+                "event": event,
+                "details": details or {},
+                "status": "pending",
+                "created_at": now,
+                "next_attempt_at": now,
+                "attempts": 0,
+            },
+            returning=models.Alert.id,
+        )
+        created = created or new_id is not None
+    return created
+
+
+def quiet_until(quiet: QuietHours, now: datetime) -> datetime | None:
+    """End of the quiet window containing ``now`` (UTC), or None when not quiet."""
+    zone = ZoneInfo(quiet.timezone)
+    local = now.astimezone(zone)
+    for day_offset in (0, -1):
+        start_day = (local + timedelta(days=day_offset)).date()
+        if _DAYS[start_day.weekday()] not in quiet.days:
+            continue
+        start = datetime.combine(start_day, quiet.start, zone)
+        end_day = start_day if quiet.end > quiet.start else start_day + timedelta(days=1)
+        end = datetime.combine(end_day, quiet.end, zone)
+        if start <= local < end:
+            return end.astimezone(now.tzinfo)
+    return None
+
+
+class DeliveryStage:
+    """Sends due outbox alerts through one notifier, applying silences, inhibition and timing."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        notifier: Notifier,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        owner: str = "local",
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.notifier = notifier
+        self.clock = clock
+        self.metrics = metrics
+        self.owner = owner
+
+    async def reconcile(self) -> int:
+        """Settle rows left ``sending`` by a crash: found at the receiver → sent, else per policy."""
+        now = self.clock.now()
+        with self.db.session() as session:
+            rows = list(
+                session.execute(
+                    select(models.Alert).where(
+                        models.Alert.status == "sending",
+                        (models.Alert.sending_by == self.owner)
+                        | (models.Alert.sending_at < now - STALE_SENDING),
+                    )
+                ).scalars()
+            )
+        settled = 0
+        by_group: dict[str, list[models.Alert]] = {}
+        for row in rows:
+            by_group.setdefault(row.group_key, []).append(row)
+        for group_rows in by_group.values():
+            notification = self._notification(group_rows)
+            since = min(r.sending_at or r.created_at for r in group_rows) - timedelta(seconds=5)
+            receipt = await self.notifier.find_delivered(notification, since)
+            with self.db.session() as session:
+                ids = [r.id for r in group_rows]
+                if receipt is not None:
+                    self._mark_sent(
+                        session, group_rows, receipt, now, reason="confirmed at the receiver after restart"
+                    )
+                elif getattr(self.notifier, "reconciles", False):
+                    session.execute(
+                        update(models.Alert)
+                        .where(models.Alert.id.in_(ids))
+                        .values(status="pending", sending_at=None)
+                    )
+                else:
+                    # The receiver cannot be asked; re-sending could duplicate, so at most once wins.
+                    session.execute(
+                        update(models.Alert)
+                        .where(models.Alert.id.in_(ids))
+                        .values(
+                            status="sent", status_reason="unconfirmed: crashed while sending", sent_at=now
+                        )
+                    )
+            settled += len(group_rows)
+        if settled:
+            log.warning("reconciled %d alerts left in 'sending' by an interrupted run", settled)
+        return settled
+
+    async def run_batch(self) -> int:
+        """Deliver what is due; returns the number of alerts sent."""
+        now = self.clock.now()
+        batches = self._claim(now)
+        sent = 0
+        for rows in batches:
+            sent += await self._deliver(rows)
+        return sent
+
+    async def drain(self, max_rounds: int = 1000) -> int:
+        """Deliver until nothing is due now (burst mode)."""
+        total = 0
+        for _ in range(max_rounds):
+            done = await self.run_batch()
+            if not done:
+                break
+            total += done
+        return total
+
+    def pending(self) -> int:
+        """Alerts waiting in the outbox."""
+        with self.db.session() as session:
+            return int(
+                session.execute(
+                    select(func.count()).where(models.Alert.status.in_(("pending", "sending")))
+                ).scalar_one()
+            )
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def _claim(self, now: datetime) -> list[list[models.Alert]]:
+        """Pick due alerts, apply suppression and timing, mark the chosen ones ``sending``."""
+        with self.db.session() as session:
+            stmt = lock_skip(
+                session,
+                select(models.Alert)
+                .where(models.Alert.status == "pending", models.Alert.next_attempt_at <= now)
+                .order_by(models.Alert.created_at, models.Alert.id)
+                .limit(500),
+            )
+            rows = list(session.execute(stmt).scalars())
+            if not rows:
+                return []
+            silences = list(
+                session.execute(
+                    select(models.Silence).where(
+                        models.Silence.starts_at <= now, models.Silence.ends_at > now
+                    )
+                ).scalars()
+            )
+            open_crises = set(
+                session.execute(
+                    select(models.SpikeIncident.brand).where(
+                        models.SpikeIncident.status == "open", models.SpikeIncident.metric == "negative"
+                    )
+                ).scalars()
+            )
+            groups: dict[str, list[models.Alert]] = {}
+            for row in rows:
+                reason = self._suppression(row, silences, open_crises)
+                if reason is not None:
+                    row.status = "suppressed"
+                    row.status_reason = reason
+                    self.metrics.alerts_suppressed.labels(reason.split(" ")[0]).inc()
+                    log.info("alert %s suppressed: %s", row.key, reason)
+                    continue
+                quiet = self._quiet(row.channel)
+                until = quiet_until(quiet, now) if quiet else None
+                if until is not None:
+                    row.next_attempt_at = until
+                    row.status_reason = f"quiet hours in {row.channel} until {until.isoformat()}"
+                    continue
+                groups.setdefault(row.group_key, []).append(row)
+            batches: list[list[models.Alert]] = []
+            sent_last_minute = self._sent_since(session, now - timedelta(minutes=1))
+            for group_key, members in groups.items():
+                batch = self._timing(session, group_key, members, now)
+                if not batch:
+                    continue
+                channel = batch[0].channel
+                if sent_last_minute.get(channel, 0) >= self.settings.alerts.max_per_minute:
+                    for row in batch:
+                        row.next_attempt_at = now + timedelta(seconds=60)
+                        row.status_reason = f"throttled: {channel} had {self.settings.alerts.max_per_minute} alerts this minute"
+                    continue
+                sent_last_minute[channel] = sent_last_minute.get(channel, 0) + 1
+                for row in batch:
+                    row.status = "sending"
+                    row.sending_at = now
+                    row.sending_by = self.owner
+                batches.append(batch)
+            return batches
+
+    def _suppression(
+        self, row: models.Alert, silences: Sequence[models.Silence], open_crises: set[str]
+    ) -> str | None:
+        labels = dict(row.labels or {})
+        for silence in silences:
+            if silence.matchers and all(labels.get(k) == v for k, v in silence.matchers.items()):
+                return f"silenced by silence #{silence.id} until {silence.ends_at.isoformat()}"
+        if row.kind == "complaint" and row.brand in open_crises:
+            return f"inhibited: an open crisis for {row.brand} carries these posts in its thread"
+        return None
+
+    def _quiet(self, channel: str) -> QuietHours | None:
+        for r in self.settings.alerts.routes:
+            if r.channel == channel and r.quiet_hours is not None:
+                return r.quiet_hours
+        return self.settings.alerts.quiet_hours.get(channel)
+
+    def _timing(
+        self, session: Session, group_key: str, members: list[models.Alert], now: datetime
+    ) -> list[models.Alert]:
+        """Alertmanager timing: the part of a group that may be sent now (the rest waits)."""
+        group = session.get(models.AlertGroup, group_key)
+        if group is None:
+            group = models.AlertGroup(group_key=group_key, first_seen_at=min(m.created_at for m in members))
+            session.add(group)
+            session.flush()
+        if members[0].incident_id is not None:
+            # Incident updates go one at a time, in order, into the same thread: an earlier update
+            # still waiting (say, for a retry) holds the later ones back.
+            earlier = session.execute(
+                select(func.count()).where(
+                    models.Alert.group_key == group_key,
+                    models.Alert.status.in_(("pending", "sending")),
+                    models.Alert.id < members[0].id,
+                )
+            ).scalar_one()
+            return [] if earlier else members[:1]
+        alerts = self.settings.alerts
+        if group.last_notified_at is None:
+            ready_at = group.first_seen_at + timedelta(seconds=alerts.group_wait)
+        else:
+            ready_at = group.last_notified_at + timedelta(seconds=alerts.group_interval)
+        if now < ready_at:
+            for m in members:
+                m.next_attempt_at = ready_at
+            return []
+        batch = members[:MAX_GROUP_ITEMS]
+        return batch
+
+    def _sent_since(self, session: Session, since: datetime) -> dict[str, int]:
+        rows = session.execute(
+            select(models.Alert.channel, func.count(func.distinct(models.Alert.group_key)))
+            .where(models.Alert.sent_at >= since, models.Alert.status == "sent")
+            .group_by(models.Alert.channel)
+        ).all()
+        return {channel: int(count) for channel, count in rows}
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def _deliver(self, rows: list[models.Alert]) -> int:
+        notification = self._notification(rows)
+        now = self.clock.now()
+        try:
+            receipt = await self.notifier.send(notification)
+        except DeliveryError as exc:
+            self._failed(rows, exc, now)
+            return 0
+        with self.db.session() as session:
+            self._mark_sent(session, rows, receipt, now)
+        return len(rows)
+
+    def _mark_sent(
+        self,
+        session: Session,
+        rows: list[models.Alert],
+        receipt: DeliveryReceipt,
+        now: datetime,
+        reason: str | None = None,
+    ) -> None:
+        session.execute(
+            update(models.Alert)
+            .where(models.Alert.id.in_([r.id for r in rows]))
+            .values(
+                status="sent",
+                sent_at=now,
+                receiver=receipt.receiver,
+                message_ts=receipt.message_ts,
+                message_channel=receipt.channel,
+                status_reason=reason,
+                attempts=models.Alert.attempts + 1,
+            )
+        )
+        group = session.get(models.AlertGroup, rows[0].group_key)
+        if group is None:
+            group = models.AlertGroup(group_key=rows[0].group_key, first_seen_at=rows[0].created_at)
+            session.add(group)
+        group.last_notified_at = now
+        if rows[0].event == "raise" and receipt.message_ts:
+            group.thread_ts = receipt.message_ts
+            group.thread_channel = receipt.channel
+        for row in rows:
+            self.metrics.alerts_sent.labels(row.kind, receipt.receiver).inc()
+
+    def _failed(self, rows: list[models.Alert], exc: DeliveryError, now: datetime) -> None:
+        self.metrics.alerts_failed.labels(self.notifier.name, str(exc.retryable).lower()).inc(len(rows))
+        with self.db.session() as session:
+            for row in rows:
+                fresh = session.get(models.Alert, row.id)
+                if fresh is None:
+                    continue
+                fresh.attempts += 1
+                fresh.last_error = str(exc)[:1000]
+                fresh.sending_at = None
+                if exc.retryable and fresh.attempts < self.settings.alerts.max_attempts:
+                    delay = (
+                        exc.retry_after
+                        if exc.retry_after is not None
+                        else min(900.0, 2.0 * 2**fresh.attempts)
+                    )
+                    fresh.status = "pending"
+                    fresh.next_attempt_at = now + timedelta(seconds=delay)
+                else:
+                    fresh.status = "failed"
+        log.warning(
+            "delivery of %d alert(s) to %s failed (%s): %s",
+            len(rows),
+            rows[0].channel,
+            "will retry" if exc.retryable else "giving up",
+            exc,
+        )
+
+    # -- rendering input --------------------------------------------------------------------
+
+    def _notification(self, rows: list[models.Alert]) -> Notification:
+        with self.db.session() as session:
+            items = tuple(_item(session, row) for row in rows)
+            group = session.get(models.AlertGroup, rows[0].group_key)
+            thread_ts = group.thread_ts if group is not None and rows[0].event != "raise" else None
+            thread_channel = group.thread_channel if group is not None else None
+        return Notification(
+            channel=rows[0].channel,
+            group_key=rows[0].group_key,
+            items=items,
+            thread_ts=thread_ts,
+            thread_channel=thread_channel,
+        )
+
+
+def mention_view(session: Session, mention_id: int, brand: str | None = None) -> MentionView | None:
+    """A stored mention as notifiers show it."""
+    mention = session.get(models.Mention, mention_id)
+    if mention is None:
+        return None
+    tagged = False
+    if brand is not None:
+        tagged = bool(
+            session.execute(
+                select(models.MentionBrand.tagged).where(
+                    models.MentionBrand.mention_id == mention_id, models.MentionBrand.brand == brand
+                )
+            ).scalar()
+        )
+    return MentionView(
+        source=mention.source,
+        text=mention.text,
+        created_at=mention.created_at,
+        url=mention.url,
+        author_handle=mention.author_handle,
+        author_name=mention.author_name,
+        followers=mention.author_followers,
+        language=mention.language,
+        title=mention.title,
+        rating=mention.rating,
+        rating_max=mention.rating_max,
+        tagged=tagged,
+    )
+
+
+def _item(session: Session, row: models.Alert) -> AlertItem:
+    mention = mention_view(session, row.mention_id, row.brand) if row.mention_id else None
+    score = session.get(models.Score, row.mention_id) if row.mention_id else None
+    incident = None
+    if row.incident_id is not None:
+        inc = session.get(models.SpikeIncident, row.incident_id)
+        if inc is not None:
+            samples = tuple(
+                v
+                for v in (
+                    mention_view(session, int(i), row.brand) for i in (row.details or {}).get("samples", [])
+                )
+                if v is not None
+            )
+            incident = IncidentView(
+                incident_id=inc.id,
+                brand=inc.brand,
+                metric=inc.metric,
+                status="resolved" if row.event == "resolve" else "open",
+                started_at=inc.started_at,
+                count=float((row.details or {}).get("count", inc.last_count)),
+                expected=float((row.details or {}).get("expected", inc.expected)),
+                peak_count=inc.peak_count,
+                level=int((row.details or {}).get("level", inc.level)),
+                resolved_at=inc.resolved_at if row.event == "resolve" else None,
+                samples=samples,
+                top_terms=tuple((row.details or {}).get("top_terms", [])),
+            )
+    return AlertItem(
+        alert_id=row.id,
+        key=row.key,
+        kind=row.kind,  # type: ignore[arg-type]
+        event=row.event,  # type: ignore[arg-type]
+        severity=row.severity,  # type: ignore[arg-type]
+        title=row.title,
+        reason=row.reason,
+        brand=row.brand,
+        labels=dict(row.labels or {}),
+        mention=mention,
+        scores=(
+            ScoreView(
+                sentiment=score.sentiment,
+                p_negative=score.p_negative,
+                p_neutral=score.p_neutral,
+                p_positive=score.p_positive,
+                complaint=score.complaint,
+                model=score.model,
+                severity=score.severity,
+            )
+            if score is not None
+            else None
+        ),
+        incident=incident,
+        claimed_by=row.claimed_by,
+        handled_by=row.handled_by,
+        dismissed_by=row.dismissed_by,
+    )

@@ -1,0 +1,86 @@
+"""``repmon status``: source health and queue depths, read from the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from config.loader import LoadedConfig
+from monitor import models
+from monitor.db import Database, database_url
+
+__all__ = ["print_status", "status_report"]
+
+
+def status_report(config: LoadedConfig) -> dict[str, Any]:
+    """Health of every source, queue depths and alert counts by status."""
+    db = Database(database_url(config.settings.storage))
+    try:
+        with db.session() as session:
+            healths = list(
+                session.execute(
+                    select(models.SourceHealth).order_by(models.SourceHealth.source_name)
+                ).scalars()
+            )
+            mentions = dict(
+                session.execute(
+                    select(models.Mention.classify_state, func.count()).group_by(
+                        models.Mention.classify_state
+                    )
+                ).all()
+            )
+            alerts = dict(
+                session.execute(select(models.Alert.status, func.count()).group_by(models.Alert.status)).all()
+            )
+            open_incidents = session.execute(
+                select(
+                    models.SpikeIncident.brand, models.SpikeIncident.metric, models.SpikeIncident.started_at
+                ).where(models.SpikeIncident.status == "open")
+            ).all()
+    finally:
+        db.dispose()
+    return {
+        "sources": [
+            {
+                "name": h.source_name,
+                "kind": h.kind,
+                "last_success_at": h.last_success_at,
+                "consecutive_failures": h.consecutive_failures,
+                "last_error": h.last_error,
+                "disabled": h.disabled_reason,
+                "mentions_total": h.mentions_total,
+                "skipped_total": h.skipped_total,
+            }
+            for h in healths
+        ],
+        "mentions": mentions,
+        "alerts": alerts,
+        "open_incidents": [{"brand": b, "metric": m, "since": s} for b, m, s in open_incidents],
+    }
+
+
+def print_status(report: dict[str, Any], out: Console) -> None:
+    """Render the status report as tables."""
+    table = Table(
+        "source", "kind", "last success", "failures", "mentions", "skipped", "problem", title="Sources"
+    )
+    for s in report["sources"]:
+        table.add_row(
+            s["name"],
+            s["kind"],
+            f"{s['last_success_at']:%Y-%m-%d %H:%M}" if s["last_success_at"] else "never",
+            str(s["consecutive_failures"]),
+            str(s["mentions_total"]),
+            str(s["skipped_total"]),
+            s["disabled"] or s["last_error"] or "",
+        )
+    out.print(table)
+    out.print("mentions: " + ", ".join(f"{k} {v}" for k, v in sorted(report["mentions"].items())) or "none")
+    out.print("alerts: " + ", ".join(f"{k} {v}" for k, v in sorted(report["alerts"].items())) or "none")
+    for inc in report["open_incidents"]:
+        out.print(
+            f"[red]open crisis[/] {inc['brand']} ({inc['metric']}) since {inc['since']:%Y-%m-%d %H:%M} UTC"
+        )

@@ -1,0 +1,101 @@
+"""Helpers for pipeline tests: write replay files and configs, build runtimes with fakes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alerts.console import JsonlNotifier
+from classifiers.base import Classifier
+from classifiers.testing import StubClassifier
+from config.loader import LoadedConfig, parse_config
+from monitor.clock import FakeClock
+from monitor.migrate import upgrade
+from monitor.runtime import Runtime
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def post(n: int, text: str, *, minutes: float = 0, source: str = "x", **extra: Any) -> dict[str, Any]:
+    """One replay record."""
+    return {
+        "id": f"p{n}",
+        "source": source,
+        "text": text,
+        "created_at": (T0 + timedelta(minutes=minutes)).isoformat(),
+        "author": extra.pop("author", {"handle": f"user{n}", "followers": 100}),
+        "url": f"https://example.org/p{n}",
+        **extra,
+    }
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
+    """Write replay records, one JSON object per line."""
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    return path
+
+
+def config_text(
+    db_url: str, replay: Path, *, extra_sources: str = "", alerts: str = "", batch: int = 100
+) -> str:
+    """A configuration with two brands and one replay source."""
+    return f"""
+storage:
+  url: {db_url}
+  url_env: null
+brands:
+  - name: Acme Rail
+    handles: ["@acmerail"]
+    keywords: ["acme rail"]
+  - name: Kettle Co
+    handles: ["@kettleco"]
+    keywords: ["kettle co"]
+    channels: ["#kettle"]
+sources:
+  - name: replay
+    type: replay
+    path: {replay}
+    batch_size: {batch}
+{extra_sources}
+alerts:
+  group_wait: 0s
+  group_interval: 0s
+  max_per_minute: 1000
+{alerts}
+spikes:
+  clock: data
+daemon:
+  health_port: null
+"""
+
+
+def make_runtime(
+    config: LoadedConfig,
+    tmp_path: Path,
+    *,
+    classifier: Classifier | None = None,
+    clock: FakeClock | None = None,
+    owner: str = "test-daemon",
+) -> tuple[Runtime, JsonlNotifier]:
+    """A runtime with a JSONL notifier and a stub classifier, schema upgraded."""
+    notifier = JsonlNotifier(tmp_path / "alerts.jsonl")
+    runtime = Runtime(
+        config,
+        notifier=notifier,
+        classifier=classifier or StubClassifier(),
+        clock=clock or FakeClock(T0 + timedelta(hours=1)),
+        env={},
+        owner=owner,
+    )
+    upgrade(runtime.db)
+    return runtime, notifier
+
+
+def load(text: str) -> LoadedConfig:
+    """Parse configuration text."""
+    return parse_config(text, "test.yaml")
