@@ -32,7 +32,7 @@ log = logging.getLogger("repmon.sources")
 #: First retry delay after a transient failure; doubles per consecutive failure up to max_backoff.
 BASE_BACKOFF = 30.0
 #: Delay before fetching the next page when a source says more is waiting.
-MORE_DELAY = 1.0
+MORE_DELAY = 0.2
 
 
 @dataclass(slots=True)
@@ -122,7 +122,13 @@ class SourceCoordinator:
     # -- polling ---------------------------------------------------------------------------
 
     def _acquire_lease(self, now: datetime) -> bool:
-        """Take or renew this source's lease; False when another live daemon holds it."""
+        """Take or renew this source's lease; False when another live daemon holds it.
+
+        On SQLite there is only ever one daemon, so a lease left by a killed process is taken over
+        at once instead of after its expiry.
+        """
+        if not self.db.is_postgres:
+            return True
         with self.db.session() as session:
             result = session.execute(
                 update(models.SourceHealth)

@@ -67,6 +67,9 @@ def build_notifier(settings: Settings, env: Mapping[str, str], *, stream: TextIO
 
         primary = WebhookNotifier(webhook)
         log.info("alerts go to a Slack incoming webhook")
+    elif not settings.alerts.console and settings.alerts.jsonl_path:
+        log.info("no Slack credentials and console off: alerts are written to %s", settings.alerts.jsonl_path)
+        return JsonlNotifier(Path(settings.alerts.jsonl_path))
     else:
         primary = ConsoleNotifier(stream=stream)
         log.info(

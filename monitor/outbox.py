@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, true, update
 from sqlalchemy.orm import Session
 
 from alerts.model import (
@@ -164,7 +164,10 @@ class DeliveryStage:
                 session.execute(
                     select(models.Alert).where(
                         models.Alert.status == "sending",
-                        (models.Alert.sending_by == self.owner)
+                        # SQLite means one daemon: whatever was sending belonged to a dead process.
+                        true()
+                        if not self.db.is_postgres
+                        else (models.Alert.sending_by == self.owner)
                         | (models.Alert.sending_at < now - STALE_SENDING),
                     )
                 ).scalars()
@@ -172,7 +175,9 @@ class DeliveryStage:
         settled = 0
         by_group: dict[str, list[models.Alert]] = {}
         for row in rows:
-            by_group.setdefault(row.group_key, []).append(row)
+            # One claim round sends one message per group: rows sharing group and claim time
+            # went out (or not) together.
+            by_group.setdefault(f"{row.group_key}@{row.sending_at}", []).append(row)
         for group_rows in by_group.values():
             notification = self._notification(group_rows)
             since = min(r.sending_at or r.created_at for r in group_rows) - timedelta(seconds=5)

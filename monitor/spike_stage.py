@@ -171,6 +171,7 @@ class SpikeStage:
             if incident is None:
                 return
             incident.status = "resolved"
+            incident.peak_count = max(incident.peak_count, event.peak)
             incident.resolved_at = end
             incident.updated_at = end
             incident.last_count = event.count

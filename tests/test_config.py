@@ -1,0 +1,107 @@
+"""Configuration: validation errors name the file, line and fix; secrets never live in YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from config.loader import ConfigError, load_config, parse_config
+from config.settings import parse_duration
+from monitor.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD = """
+brands:
+  - name: Acme
+    handles: ["@Acme_Help"]
+    keywords: ["acme"]
+sources:
+  - name: news
+    type: rss
+    url: https://example.org/feed.xml
+    interval: 5m
+"""
+
+
+def test_valid_config_normalises_values() -> None:
+    loaded = parse_config(GOOD, "good.yaml")
+    assert loaded.settings.brands[0].handles == ("acme_help",)
+    assert loaded.settings.sources[0].interval == 300
+    assert loaded.source_options["news"].url == "https://example.org/feed.xml"  # type: ignore[attr-defined]
+
+
+def _issues(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "bad.yaml")
+    return [str(i) for i in info.value.issues]
+
+
+def test_unknown_setting_points_at_its_line() -> None:
+    issues = _issues(GOOD + "alerts:\n  group_wiat: 30s\n")
+    assert any(i.startswith("bad.yaml:12: alerts.group_wiat: unknown setting") for i in issues), issues
+
+
+def test_bad_duration_says_what_would_be_right() -> None:
+    issues = _issues(GOOD.replace("interval: 5m", "interval: soon"))
+    assert any("bad.yaml:10: sources[0].interval" in i and "write e.g. 30s, 5m" in i for i in issues), issues
+
+
+def test_unknown_source_type_lists_known_types() -> None:
+    issues = _issues(GOOD.replace("type: rss", "type: myspace"))
+    assert any("bad.yaml:8: sources[0].type: unknown source type 'myspace'" in i and "rss" in i for i in issues)
+
+
+def test_source_specific_options_are_validated_by_the_source() -> None:
+    issues = _issues(GOOD.replace("url: https://example.org/feed.xml", "urll: https://example.org/feed.xml"))
+    assert any("sources[0].urll: unknown setting" in i for i in issues), issues
+    assert any("sources[0].url: required setting is missing" in i for i in issues), issues
+
+
+def test_literal_secret_in_yaml_is_refused_without_echoing_it() -> None:
+    text = GOOD + "slack:\n  token: xoxb-very-secret-value\n"
+    issues = _issues(text)
+    joined = "\n".join(issues)
+    assert "slack.token" in joined and "token_env" in joined
+    assert "xoxb-very-secret-value" not in joined
+
+
+def test_query_syntax_error_shows_caret() -> None:
+    issues = _issues(GOOD.replace('keywords: ["acme"]', 'keywords: ["acme"]\n    query: \'acme AND (rail OR\''))
+    joined = "\n".join(issues)
+    assert "brands[0].query" in joined and "^" in joined
+
+
+def test_cross_field_checks() -> None:
+    dup = GOOD + "  - name: news\n    type: rss\n    url: https://example.org/other.xml\n"
+    assert any("source names must be unique" in i for i in _issues(dup))
+    assert any("matches nothing" in i or "would match nothing" in i for i in _issues("brands:\n  - name: Empty\n"))
+    assert any("unknown timezone" in i for i in _issues(GOOD + "digest:\n  timezone: Mars/Base\n"))
+
+
+def test_not_yaml_and_missing_file(tmp_path: Path) -> None:
+    assert any("not valid YAML" in i for i in _issues("brands: [unclosed\n"))
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "nope.yaml")
+    assert "file not found" in str(info.value)
+
+
+def test_durations() -> None:
+    assert parse_duration("90s") == 90 and parse_duration("2h") == 7200 and parse_duration(15) == 15
+    with pytest.raises(ValueError):
+        parse_duration("fortnight")
+
+
+def test_check_exits_2_on_bad_config_and_0_on_example(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("interval: 5m", "interval: -"), encoding="utf-8")
+    runner = CliRunner()
+    result = runner.invoke(app, ["check", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.yaml:10" in result.output
+    example = REPO / "config" / "example.yaml"
+    result = runner.invoke(app, ["check", "--config", str(example)], env={"REPMON_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    assert result.exit_code in (0, 1), result.output  # 1 only when optional credentials are missing
+    assert "is valid" in result.output

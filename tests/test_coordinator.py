@@ -1,0 +1,126 @@
+"""Source coordinator policy: backoff, server reset times, auth disables once, log-once on failure/recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import timedelta
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from sqlalchemy import select
+
+from config.settings import SourceSettings
+from monitor import models
+from monitor.clock import FakeClock
+from monitor.coordinator import SourceCoordinator
+from monitor.db import Database
+from monitor.metrics import Metrics
+from monitor.migrate import upgrade
+from monitor.watch import Watchlist
+from sources.base import AuthError, Cursor, Mention, PollResult, RateLimitedError, TransientError
+from tests.pipeline_util import T0, config_text, load
+
+
+class ScriptedSource:
+    """Returns or raises what the test scripted, one step per poll."""
+
+    kind: ClassVar[str] = "scripted"
+
+    def __init__(self, steps: list[object]) -> None:
+        self.name = "scripted"
+        self.steps = steps
+        self.cursors: list[Cursor] = []
+
+    async def poll(self, cursor: Cursor) -> PollResult:
+        self.cursors.append(dict(cursor))
+        step = self.steps.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        assert isinstance(step, PollResult)
+        return step
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _coordinator(tmp_path: Path, steps: list[object]) -> tuple[SourceCoordinator, Database, ScriptedSource]:
+    config = load(config_text(f"sqlite:///{tmp_path / 'c.db'}", tmp_path / "unused.jsonl"))
+    db = Database(f"sqlite:///{tmp_path / 'c.db'}")
+    upgrade(db)
+    source = ScriptedSource(steps)
+    coordinator = SourceCoordinator(
+        source,  # type: ignore[arg-type]
+        SourceSettings(name="scripted", type="scripted", interval=300, jitter=0.1),
+        db=db,
+        settings=config.settings,
+        watchlist=Watchlist(config.settings.brands),
+        clock=FakeClock(T0),
+        metrics=Metrics(),
+        owner="me",
+        rng=random.Random(1),
+    )
+    return coordinator, db, source
+
+
+def _mention(n: int) -> Mention:
+    return Mention(source="x", external_id=str(n), text=f"Acme Rail {n}", created_at=T0 + timedelta(minutes=n))
+
+
+async def test_rate_limit_waits_for_the_servers_reset(tmp_path: Path) -> None:
+    coordinator, db, _ = _coordinator(tmp_path, [RateLimitedError("429", retry_after=873.0)])
+    outcome = await coordinator.poll_once()
+    assert not outcome.ok and outcome.delay == 873.0
+    assert coordinator.metrics.source_errors.labels("scripted", "rate_limited")._value.get() == 1
+
+
+async def test_transient_errors_back_off_exponentially_with_cap(tmp_path: Path) -> None:
+    coordinator, _, _ = _coordinator(tmp_path, [TransientError("503")] * 12)
+    delays = [(await coordinator.poll_once()).delay for _ in range(12)]
+    assert delays[0] < delays[3] < delays[6]
+    assert max(delays) <= 3600
+    assert all(15 <= d for d in delays)
+
+
+async def test_cursor_advances_only_with_stored_mentions(tmp_path: Path) -> None:
+    steps: list[object] = [
+        PollResult([_mention(1), _mention(2)], {"since_id": "2"}),
+        TransientError("timeout"),
+        PollResult([_mention(2), _mention(3)], {"since_id": "3"}),
+    ]
+    coordinator, db, source = _coordinator(tmp_path, steps)
+    for _ in range(3):
+        await coordinator.poll_once()
+    assert source.cursors == [{}, {"since_id": "2"}, {"since_id": "2"}]
+    with db.session() as session:
+        ids = session.execute(select(models.Mention.external_id).order_by(models.Mention.external_id)).scalars().all()
+    assert ids == ["1", "2", "3"]
+
+
+async def test_auth_failure_disables_and_raises_one_ops_alert(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    coordinator, db, _ = _coordinator(tmp_path, [AuthError("HTTP 401: credentials refused")] * 3)
+    await coordinator.run(asyncio.Event())  # returns because the source disables itself
+    assert coordinator.disabled == "auth"
+    with db.session() as session:
+        alerts = session.execute(select(models.Alert)).scalars().all()
+        health = session.get(models.SourceHealth, "scripted")
+    assert len(alerts) == 1 and alerts[0].kind == "ops" and alerts[0].severity == "critical"
+    assert "credentials" in alerts[0].title
+    assert health is not None and health.disabled_reason and "401" in health.disabled_reason
+    # A second failure on the same day (e.g. after a reload) does not add another ops alert.
+    await coordinator.poll_once()
+    with db.session() as session:
+        assert len(session.execute(select(models.Alert)).scalars().all()) == 1
+
+
+async def test_failure_logged_once_and_recovery_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    steps: list[object] = [TransientError("boom")] * 4 + [PollResult([_mention(1)], {})]
+    coordinator, _, _ = _coordinator(tmp_path, steps)
+    with caplog.at_level(logging.INFO, logger="repmon.sources"):
+        for _ in range(5):
+            await coordinator.poll_once()
+    failing = [r for r in caplog.records if "is failing" in r.getMessage()]
+    recovered = [r for r in caplog.records if "recovered after 4 failed polls" in r.getMessage()]
+    assert len(failing) == 1 and len(recovered) == 1

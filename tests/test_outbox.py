@@ -1,0 +1,161 @@
+"""Outbox routing and delivery: grouping, silences, inhibition, quiet hours, retries, reconciliation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from alerts.testing import CapturingNotifier
+from classifiers.testing import StubClassifier
+from config.settings import QuietHours
+from monitor import models
+from monitor.clock import FakeClock
+from monitor.migrate import upgrade
+from monitor.outbox import quiet_until
+from monitor.runtime import Runtime
+from tests.pipeline_util import T0, config_text, load, post, write_jsonl
+
+
+def _runtime(tmp_path: Path, posts: list[dict], alerts: str = "", clock: FakeClock | None = None) -> tuple[Runtime, CapturingNotifier]:
+    replay = write_jsonl(tmp_path / "posts.jsonl", posts)
+    text = config_text(f"sqlite:///{tmp_path / 'o.db'}", replay).replace(
+        "alerts:\n  group_wait: 0s\n  group_interval: 0s\n", "alerts:\n" + (alerts or "  group_wait: 0s\n  group_interval: 0s\n")
+    )
+    notifier = CapturingNotifier()
+    runtime = Runtime(load(text), notifier=notifier, classifier=StubClassifier(), clock=clock or FakeClock(T0 + timedelta(hours=1)), env={})
+    upgrade(runtime.db)
+    return runtime, notifier
+
+
+PRAISES = [post(i, f"Acme Rail is brilliant, thanks for trip {i}", minutes=i) for i in range(1, 5)]
+
+
+async def test_group_interval_batches_alerts_of_a_group(tmp_path: Path) -> None:
+    runtime, notifier = _runtime(tmp_path, PRAISES[:1], "  group_wait: 0s\n  group_interval: 10m\n")
+    try:
+        await runtime.run_once()
+        assert len(notifier.sent) == 1
+        # Three more praise posts arrive within the group interval: they wait and go out together.
+        write_jsonl(tmp_path / "posts.jsonl", PRAISES)
+        await runtime.run_once()
+        assert len(notifier.sent) == 1
+        runtime.clock.advance(601)  # type: ignore[attr-defined]
+        await runtime.process()
+        assert len(notifier.sent) == 2
+        assert len(notifier.sent[1].items) == 3
+        assert {i.kind for i in notifier.sent[1].items} == {"praise"}
+    finally:
+        await runtime.aclose()
+
+
+async def test_silence_suppresses_and_says_why(tmp_path: Path) -> None:
+    runtime, notifier = _runtime(tmp_path, PRAISES[:2])
+    try:
+        now = runtime.clock.now()
+        with runtime.db.session() as session:
+            session.add(models.Silence(matchers={"brand": "Acme Rail", "kind": "praise"}, comment="campaign", created_by="op", starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1)))
+        await runtime.run_once()
+        assert notifier.sent == []
+        with runtime.db.session() as session:
+            rows = session.execute(select(models.Alert)).scalars().all()
+        assert rows and all(r.status == "suppressed" and "silenced by silence #1" in (r.status_reason or "") for r in rows)
+    finally:
+        await runtime.aclose()
+
+
+async def test_open_crisis_inhibits_complaints_of_that_brand(tmp_path: Path) -> None:
+    complaint = post(1, "@acmerail terrible delay again", minutes=1, mentions=["acmerail"])
+    runtime, notifier = _runtime(tmp_path, [complaint])
+    try:
+        with runtime.db.session() as session:
+            session.add(models.SpikeIncident(brand="Acme Rail", metric="negative", status="open", started_at=T0, updated_at=T0, peak_at=T0, peak_count=30, last_count=30, expected=2, level=1))
+        await runtime.run_once()
+        assert notifier.sent == []
+        with runtime.db.session() as session:
+            row = session.execute(select(models.Alert)).scalar_one()
+        assert row.status == "suppressed" and row.status_reason.startswith("inhibited")  # type: ignore[union-attr]
+    finally:
+        await runtime.aclose()
+
+
+def test_quiet_hours_window_across_midnight() -> None:
+    quiet = QuietHours(start=time(23, 0), end=time(7, 0), timezone="Europe/Amsterdam")
+    # 23:30 Amsterdam (winter, UTC+1) is 22:30 UTC: quiet until 07:00 local = 06:00 UTC next day.
+    until = quiet_until(quiet, datetime(2026, 1, 12, 22, 30, tzinfo=UTC))
+    assert until == datetime(2026, 1, 13, 6, 0, tzinfo=UTC)
+    # 02:00 local belongs to the window that started the previous evening.
+    assert quiet_until(quiet, datetime(2026, 1, 13, 1, 0, tzinfo=UTC)) == datetime(2026, 1, 13, 6, 0, tzinfo=UTC)
+    assert quiet_until(quiet, datetime(2026, 1, 13, 12, 0, tzinfo=UTC)) is None
+
+
+async def test_quiet_hours_defer_delivery_until_the_window_ends(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 3, 2, 23, 30, tzinfo=UTC))  # 00:30 in Amsterdam
+    alerts = '  group_wait: 0s\n  group_interval: 0s\n  quiet_hours:\n    "#webcare": {start: "23:00", end: "07:00"}\n'
+    runtime, notifier = _runtime(tmp_path, PRAISES[:1], alerts, clock=clock)
+    try:
+        await runtime.run_once()
+        assert notifier.sent == []
+        clock.set(datetime(2026, 3, 3, 6, 1, tzinfo=UTC))  # 07:01 local
+        await runtime.process()
+        assert len(notifier.sent) == 1
+    finally:
+        await runtime.aclose()
+
+
+async def test_receiver_outage_retries_with_backoff_and_loses_nothing(tmp_path: Path) -> None:
+    runtime, notifier = _runtime(tmp_path, PRAISES)
+    try:
+        notifier.fail_next(3, retryable=True, retry_after=30)
+        await runtime.run_once()
+        assert notifier.sent == []
+        with runtime.db.session() as session:
+            rows = session.execute(select(models.Alert)).scalars().all()
+        assert rows and all(r.status == "pending" and r.attempts >= 1 and r.last_error for r in rows)
+        for _ in range(2):  # two more failures, each waiting the receiver's Retry-After
+            runtime.clock.advance(31)  # type: ignore[attr-defined]
+            await runtime.process()
+            assert notifier.sent == []
+        runtime.clock.advance(31)  # type: ignore[attr-defined]
+        await runtime.process()
+        assert sorted(notifier.keys) == sorted(r.key for r in rows)
+        assert len(notifier.keys) == len(set(notifier.keys))
+    finally:
+        await runtime.aclose()
+
+
+async def test_non_retryable_failure_parks_the_alert(tmp_path: Path) -> None:
+    runtime, notifier = _runtime(tmp_path, PRAISES[:1])
+    try:
+        notifier.fail_next(1, retryable=False)
+        await runtime.run_once()
+        with runtime.db.session() as session:
+            row = session.execute(select(models.Alert)).scalar_one()
+        assert row.status == "failed" and "receiver down" in (row.last_error or "")
+    finally:
+        await runtime.aclose()
+
+
+async def test_crash_mid_send_is_reconciled_not_resent(tmp_path: Path) -> None:
+    posts = [PRAISES[0], post(9, "Kettle Co sent a broken kettle, terrible", minutes=9)]
+    runtime, notifier = _runtime(tmp_path, posts)
+    try:
+        await runtime.poll_all()
+        await runtime.classify.drain()
+        runtime.rules.drain()
+        with runtime.db.session() as session:
+            rows = session.execute(select(models.Alert).order_by(models.Alert.id)).scalars().all()
+        first, second = rows
+        # Simulate: two messages marked 'sending' by a process that died; only the first arrived.
+        batch = runtime.delivery._claim(runtime.clock.now())
+        assert [[r.key for r in b] for b in batch] == [[first.key], [second.key]]
+        notifier.sent.append(runtime.delivery._notification(batch[0]))
+        await runtime.process()
+        assert notifier.keys.count(first.key) == 1
+        assert notifier.keys.count(second.key) == 1
+        with runtime.db.session() as session:
+            statuses = {r.key: r.status for r in session.execute(select(models.Alert)).scalars()}
+        assert statuses == {first.key: "sent", second.key: "sent"}
+    finally:
+        await runtime.aclose()

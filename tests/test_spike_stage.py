@@ -1,0 +1,103 @@
+"""Spike stage end to end: a crisis is raised, updated in one thread and resolved; restarts don't repeat it."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from alerts.testing import CapturingNotifier
+from classifiers.testing import StubClassifier
+from monitor import models
+from monitor.clock import FakeClock
+from monitor.migrate import upgrade
+from monitor.runtime import Runtime
+from tests.pipeline_util import T0, config_text, load, post, write_jsonl
+
+
+def _series() -> list[dict]:
+    rng = random.Random(3)
+    posts = []
+    n = 0
+    minute = 0.0
+    # Three quiet days: a negative post every ~20 minutes and some neutral chatter.
+    while minute < 3 * 24 * 60:
+        n += 1
+        text = "Acme Rail delay again" if rng.random() < 0.5 else "Acme Rail timetable news"
+        posts.append(post(n, f"{text} {n}", minutes=minute))
+        minute += rng.uniform(10, 30)
+    # The crisis: 60 negative posts within 25 minutes.
+    for i in range(60):
+        n += 1
+        posts.append(post(n, f"Acme Rail storing, everything stopped, terrible {n}", minutes=minute + i * 25 / 60))
+    minute += 30
+    # Calm again for a day.
+    while minute < 4 * 24 * 60 + 600:
+        n += 1
+        posts.append(post(n, f"Acme Rail timetable news {n}", minutes=minute))
+        minute += rng.uniform(10, 30)
+    return posts
+
+
+def _runtime(tmp_path: Path, replay: Path) -> tuple[Runtime, CapturingNotifier]:
+    notifier = CapturingNotifier()
+    runtime = Runtime(
+        load(config_text(f"sqlite:///{tmp_path / 's.db'}", replay, batch=200)),
+        notifier=notifier,
+        classifier=StubClassifier(),
+        clock=FakeClock(T0 + timedelta(days=10)),
+        env={},
+    )
+    upgrade(runtime.db)
+    return runtime, notifier
+
+
+async def test_crisis_raised_updated_in_thread_and_resolved(tmp_path: Path) -> None:
+    replay = write_jsonl(tmp_path / "posts.jsonl", _series())
+    runtime, notifier = _runtime(tmp_path, replay)
+    try:
+        # Replay in batches, as the daemon would, with a restart halfway through the crisis.
+        for _ in range(3):
+            outcome = await runtime.coordinators["replay"].poll_once()
+            await runtime.process()
+            assert outcome.ok
+        await runtime.aclose()
+        runtime, notifier2 = _runtime(tmp_path, replay)
+        while True:
+            outcome = await runtime.coordinators["replay"].poll_once()
+            await runtime.process()
+            if not outcome.more:
+                break
+        sent = [i for n in notifier.sent + notifier2.sent for i in n.items if i.kind == "spike"]
+        events = [(i.incident.metric if i.incident else None, i.event) for i in sent]
+        negative = [e for m, e in events if m == "negative"]
+        assert negative[0] == "raise" and negative[-1] == "resolve", events
+        assert negative.count("raise") == 1 and negative.count("resolve") == 1
+        with runtime.db.session() as session:
+            incidents = session.execute(
+                select(models.SpikeIncident).where(models.SpikeIncident.metric == "negative")
+            ).scalars().all()
+        assert len(incidents) == 1 and incidents[0].status == "resolved"
+        assert incidents[0].peak_count >= 10
+        # Every update after the raise goes into the raise's thread.
+        spike_notes = [n for n in notifier.sent + notifier2.sent if n.items[0].kind == "spike" and n.items[0].incident.metric == "negative"]  # type: ignore[union-attr]
+        assert spike_notes[0].thread_ts is None
+        assert all(n.thread_ts == "1.000" or n.thread_ts for n in spike_notes[1:])
+        raise_item = spike_notes[0].items[0]
+        assert raise_item.incident is not None and raise_item.incident.samples
+        assert any("storing" in t or "stopped" in t for t in raise_item.incident.top_terms)
+    finally:
+        await runtime.aclose()
+
+
+async def test_quiet_brand_never_spikes(tmp_path: Path) -> None:
+    posts = [post(i, f"Acme Rail delay {i}", minutes=i * 97) for i in range(1, 120)]
+    replay = write_jsonl(tmp_path / "posts.jsonl", posts)
+    runtime, notifier = _runtime(tmp_path, replay)
+    try:
+        await runtime.run_once()
+        assert not [i for n in notifier.sent for i in n.items if i.kind == "spike"]
+    finally:
+        await runtime.aclose()
