@@ -23,7 +23,15 @@ from monitor.metrics import Metrics
 from monitor.outbox import enqueue
 from monitor.store import StoreStats, load_cursor, store_poll
 from monitor.watch import Watchlist
-from sources.base import AuthError, NotConfiguredError, PollResult, RateLimitedError, Source, SourceError
+from sources.base import (
+    AuthError,
+    Cursor,
+    NotConfiguredError,
+    PollResult,
+    RateLimitedError,
+    Source,
+    SourceError,
+)
 
 __all__ = ["PollOutcome", "SourceCoordinator"]
 
@@ -156,31 +164,40 @@ class SourceCoordinator:
                 .values(lease_owner=None, lease_until=None)
             )
 
-    async def poll_once(self) -> PollOutcome:
-        """Poll once, store what came back with the new cursor, update health; never raises."""
-        now = self.clock.now()
+    def _prepare(self, now: datetime) -> Cursor | None:
+        """Health row, lease and stored cursor; None when another daemon holds the lease."""
         self._ensure_health_row()
         if not self._acquire_lease(now):
+            return None
+        with self.db.session() as session:
+            return load_cursor(session, self.name)
+
+    async def poll_once(self) -> PollOutcome:
+        """Poll once, store what came back with the new cursor, update health; never raises.
+
+        Database work runs in a worker thread so the event loop keeps serving other sources.
+        """
+        now = self.clock.now()
+        cursor = await asyncio.to_thread(self._prepare, now)
+        if cursor is None:
             return PollOutcome(
                 self.name, ok=True, delay=min(self.lease_ttl, self.interval_delay()), leased_elsewhere=True
             )
-        with self.db.session() as session:
-            cursor = load_cursor(session, self.name)
         try:
             result = await self.source.poll(cursor)
         except RateLimitedError as exc:
             delay = exc.retry_after if exc.retry_after is not None else self.backoff_delay()
-            return self._failed("rate_limited", exc, now, delay=max(delay, 1.0))
+            return await asyncio.to_thread(self._failed, "rate_limited", exc, now, max(delay, 1.0))
         except AuthError as exc:
-            return self._disable("auth", exc, now)
+            return await asyncio.to_thread(self._disable, "auth", exc, now)
         except NotConfiguredError as exc:
-            return self._disable("not_configured", exc, now)
+            return await asyncio.to_thread(self._disable, "not_configured", exc, now)
         except SourceError as exc:
-            return self._failed(_reason(exc), exc, now)
+            return await asyncio.to_thread(self._failed, _reason(exc), exc, now)
         except Exception as exc:
             log.exception("source %s raised an unexpected error", self.name)
-            return self._failed("unexpected", exc, now)
-        return self._succeeded(result, now)
+            return await asyncio.to_thread(self._failed, "unexpected", exc, now)
+        return await asyncio.to_thread(self._succeeded, result, now)
 
     def _succeeded(self, result: PollResult, now: datetime) -> PollOutcome:
         with self.db.session() as session:

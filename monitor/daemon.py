@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -41,14 +41,14 @@ class Daemon:
         *,
         config_path: Path | None = None,
         roles: frozenset[str] = frozenset({"poll", "classify", "alert"}),
-        extra_tasks: list[Callable[[asyncio.Event], object]] | None = None,
+        extra_tasks: Sequence[Callable[[asyncio.Event], Awaitable[None]]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.config_path = config_path
         self.roles = roles
         self.stop = asyncio.Event()
         self._source_tasks: dict[str, asyncio.Task[None]] = {}
-        self._extra = extra_tasks or []
+        self._extra = list(extra_tasks or [])
         self._mtime = config_path.stat().st_mtime if config_path and config_path.exists() else None
         self.health_port: int | None = None
 
@@ -70,7 +70,7 @@ class Daemon:
         if self.config_path is not None:
             tasks.append(asyncio.create_task(self._watch_config(), name="config-watch"))
         for extra in self._extra:
-            tasks.append(asyncio.create_task(extra(self.stop), name="extra"))  # type: ignore[arg-type]
+            tasks.append(asyncio.create_task(_run_extra(extra, self.stop), name="extra"))
         log.info(
             "repmon running as %s: %d sources, %d brands, roles %s",
             self.runtime.owner,
@@ -153,7 +153,7 @@ class Daemon:
             except Exception:
                 log.exception("processing step failed; retrying")
                 busy = False
-            self._update_gauges()
+            await asyncio.to_thread(self._update_gauges)
             if not busy:
                 await _sleep_or_stop(rt.clock, interval, self.stop)
 
@@ -248,10 +248,22 @@ def health_report(runtime: Runtime) -> dict[str, object]:
         for h in healths
         if h.source_name in runtime.coordinators
     }
-    degraded = any(h.disabled_reason or h.consecutive_failures >= 3 for h in healths if h.source_name in runtime.coordinators)
+    degraded = any(
+        h.disabled_reason or h.consecutive_failures >= 3
+        for h in healths
+        if h.source_name in runtime.coordinators
+    )
     return {
         "status": "degraded" if degraded else "ok",
         "daemon": runtime.owner,
         "queues": {"classify": pending, "outbox": outbox, "failed_alerts": failed},
         "sources": sources,
     }
+
+
+async def _run_extra(task: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Run an extra daemon task (digest scheduler); a crash is logged, never fatal."""
+    try:
+        await task(stop)
+    except Exception:
+        log.exception("background task failed; the daemon keeps running without it")

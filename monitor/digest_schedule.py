@@ -179,7 +179,12 @@ class DigestScheduler:
                 continue
             due = next_run(cfg.schedule, cfg.timezone, clock.now())
             if announced != key:
-                log.info("next digest at %s (%s, %s)", due.astimezone(ZoneInfo(cfg.timezone)), cfg.schedule, cfg.timezone)
+                log.info(
+                    "next digest at %s (%s, %s)",
+                    due.astimezone(ZoneInfo(cfg.timezone)),
+                    cfg.schedule,
+                    cfg.timezone,
+                )
                 announced = key
             while not stop.is_set() and clock.now() < due and self._schedule_key() == key:
                 await _sleep_or_stop(clock, min((due - clock.now()).total_seconds(), MAX_SLEEP), stop)
@@ -216,7 +221,9 @@ class DigestScheduler:
             except asyncio.CancelledError:
                 raise
             except Exception:  # a failed digest must never take the daemon down (logged, retried)
-                log.exception("digest for %s failed (attempt %d of %d)", period.label, attempt, self.max_attempts)
+                log.exception(
+                    "digest for %s failed (attempt %d of %d)", period.label, attempt, self.max_attempts
+                )
                 if attempt < self.max_attempts:
                     await _sleep_or_stop(self.runtime.clock, self.retry_delay, stop)
                     if stop.is_set():

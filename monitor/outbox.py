@@ -8,6 +8,7 @@ such rows are reconciled with the receiver (Slack history, JSONL file) instead o
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -211,7 +212,7 @@ class DeliveryStage:
     async def run_batch(self) -> int:
         """Deliver what is due; returns the number of alerts sent."""
         now = self.clock.now()
-        batches = self._claim(now)
+        batches = await asyncio.to_thread(self._claim, now)
         sent = 0
         for rows in batches:
             sent += await self._deliver(rows)
@@ -361,16 +362,19 @@ class DeliveryStage:
     # -- sending ----------------------------------------------------------------------------
 
     async def _deliver(self, rows: list[models.Alert]) -> int:
-        notification = self._notification(rows)
+        notification = await asyncio.to_thread(self._notification, rows)
         now = self.clock.now()
         try:
             receipt = await self.notifier.send(notification)
         except DeliveryError as exc:
-            self._failed(rows, exc, now)
+            await asyncio.to_thread(self._failed, rows, exc, now)
             return 0
+        await asyncio.to_thread(self._record_sent, rows, receipt, now)
+        return len(rows)
+
+    def _record_sent(self, rows: list[models.Alert], receipt: DeliveryReceipt, now: datetime) -> None:
         with self.db.session() as session:
             self._mark_sent(session, rows, receipt, now)
-        return len(rows)
 
     def _mark_sent(
         self,

@@ -1,0 +1,72 @@
+"""The daemon in-process: health and metrics endpoints, live reload, bounded graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+
+from alerts.testing import CapturingNotifier
+from classifiers.testing import StubClassifier
+from config.loader import load_config
+from monitor.daemon import Daemon
+from monitor.migrate import upgrade
+from monitor.runtime import Runtime
+from tests.pipeline_util import config_text, post, write_jsonl
+
+
+def _files(tmp_path: Path) -> Path:
+    replay = write_jsonl(
+        tmp_path / "posts.jsonl",
+        [post(i, f"Acme Rail is brilliant, thanks {i}", minutes=i) for i in range(1, 6)],
+    )
+    text = config_text(f"sqlite:///{tmp_path / 'd.db'}", replay).replace("health_port: null", "health_port: 0")
+    text = text.replace("    batch_size: 100\n", "    batch_size: 100\n    interval: 1s\n")
+    cfg = tmp_path / "repmon.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    return cfg
+
+
+async def _wait(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_health_metrics_reload_and_shutdown(tmp_path: Path) -> None:
+    cfg = _files(tmp_path)
+    notifier = CapturingNotifier()
+    runtime = Runtime(load_config(cfg), notifier=notifier, classifier=StubClassifier(), env={})
+    upgrade(runtime.db)
+    daemon = Daemon(runtime, config_path=cfg)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await _wait(lambda: len(notifier.keys) == 5)
+        await _wait(lambda: daemon.health_port not in (None, 0))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.health_port}") as client:
+            health = (await client.get("/healthz")).json()
+            assert health["status"] == "ok"
+            assert health["sources"]["replay"]["mentions_total"] == 5
+            metrics = (await client.get("/metrics")).text
+            assert 'repmon_mentions_stored_total{source="replay"} 5.0' in metrics
+            assert 'repmon_alerts_sent_total{kind="praise",receiver="capture"} 5.0' in metrics
+
+        # A broken edit is refused and the running configuration stays.
+        good = cfg.read_text(encoding="utf-8")
+        cfg.write_text(good.replace("interval: 1s", "interval: often"), encoding="utf-8")
+        assert await daemon.reload("test") is False
+        assert runtime.settings.brands[0].name == "Acme Rail"
+
+        # A valid edit is applied without restart: a new brand appears.
+        cfg.write_text(good.replace("brands:\n", 'brands:\n  - name: Newco\n    keywords: ["newco"]\n'), encoding="utf-8")
+        assert await daemon.reload("test") is True
+        assert [b.name for b in runtime.settings.brands][0] == "Newco"
+        assert "replay" in runtime.coordinators
+    finally:
+        started = time.monotonic()
+        daemon.stop.set()
+        await asyncio.wait_for(task, timeout=20)
+        assert time.monotonic() - started < runtime.settings.daemon.shutdown_timeout + 3
