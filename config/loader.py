@@ -142,7 +142,7 @@ def _check_sources(
 
 def _check_queries(settings: Settings, root: yaml.Node | None, filename: str) -> list[ConfigIssue]:
     """Compile every brand's query and exclusions so syntax errors stop start-up."""
-    from config.query import QuerySyntaxError, compile_query
+    from config.query import QuerySyntaxError, compile_keyword, compile_query
 
     issues: list[ConfigIssue] = []
     for index, brand in enumerate(settings.brands):
@@ -150,6 +150,12 @@ def _check_queries(settings: Settings, root: yaml.Node | None, filename: str) ->
         if brand.query:
             candidates.append((("brands", index, "query"), brand.query))
         candidates.extend((("brands", index, "exclude", i), q) for i, q in enumerate(brand.exclude))
+        for i, keyword in enumerate(brand.keywords):
+            try:
+                compile_keyword(keyword, fold_diacritics=brand.fold_diacritics)
+            except QuerySyntaxError as exc:
+                loc = ("brands", index, "keywords", i)
+                issues.append(ConfigIssue(filename, _line_of(root, loc), _dotted(loc), "\n" + str(exc)))
         for loc, query in candidates:
             try:
                 compile_query(query, fold_diacritics=brand.fold_diacritics)

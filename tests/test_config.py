@@ -105,3 +105,8 @@ def test_check_exits_2_on_bad_config_and_0_on_example(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", "--config", str(example)], env={"REPMON_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
     assert result.exit_code in (0, 1), result.output  # 1 only when optional credentials are missing
     assert "is valid" in result.output
+
+
+def test_bad_keyword_is_caught_at_start_up() -> None:
+    issues = _issues(GOOD.replace('keywords: ["acme"]', 'keywords: ["acme", "k*"]'))
+    assert any("brands[0].keywords[1]" in i for i in issues), issues
