@@ -130,6 +130,8 @@ class Notifier(Protocol):
     """A receiver: console, JSONL file, Slack Web API, Slack webhook."""
 
     name: str
+    #: Whether find_delivered() can answer; if not, a send interrupted by a crash is not repeated.
+    reconciles: bool
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Deliver one notification; raise :class:`DeliveryError` on failure."""

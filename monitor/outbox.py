@@ -189,7 +189,7 @@ class DeliveryStage:
                     self._mark_sent(
                         session, group_rows, receipt, now, reason="confirmed at the receiver after restart"
                     )
-                elif getattr(self.notifier, "reconciles", False):
+                elif self.notifier.reconciles:
                     session.execute(
                         update(models.Alert)
                         .where(models.Alert.id.in_(ids))
