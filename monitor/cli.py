@@ -108,6 +108,12 @@ def run(
             from monitor.digest_schedule import digest_task
 
             extra.append(digest_task(runtime))
+        if "alert" in roles:
+            from monitor.daemon import socket_mode_task
+
+            buttons = socket_mode_task(runtime)
+            if buttons is not None:
+                extra.append(buttons)
         daemon = Daemon(runtime, config_path=config, roles=frozenset(roles), extra_tasks=extra)
         await daemon.run()
 
@@ -325,6 +331,21 @@ def bench_spikes(
         raise typer.Exit(2)
     written = run_benchmark(input_dir, output_dir)
     out.print(f"wrote {len(written)} detection files to {output_dir}")
+
+
+@app.command("feedback-export")
+def feedback_export(
+    output: Annotated[Path, typer.Argument(help="JSONL file to write (text, label).")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Export the team's "wrong sentiment" corrections as training data for `repmon train --feedback`."""
+    from monitor.db import Database, database_url
+    from monitor.feedback import export_feedback
+
+    loaded = _load(config)
+    db = Database(database_url(loaded.settings.storage))
+    count = export_feedback(db, output)
+    out.print(f"wrote {count} corrections to {output}")
 
 
 @app.command()

@@ -267,3 +267,27 @@ async def _run_extra(task: Callable[[asyncio.Event], Awaitable[None]], stop: asy
         await task(stop)
     except Exception:
         log.exception("background task failed; the daemon keeps running without it")
+
+
+def socket_mode_task(runtime: Runtime) -> Callable[[asyncio.Event], Awaitable[None]] | None:
+    """The Socket Mode listener for alert buttons, when both Slack tokens are configured."""
+    slack = runtime.settings.slack
+    bot, app_token = runtime.env.get(slack.token_env), runtime.env.get(slack.app_token_env)
+    if not bot or not app_token:
+        return None
+
+    async def listen(stop: asyncio.Event) -> None:
+        from alerts.interactions import SocketModeInteractions
+        from monitor.feedback import make_action_handler
+
+        client = SocketModeInteractions(
+            app_token, bot, slack.api_url, on_action=make_action_handler(runtime.db, runtime.delivery)
+        )
+        await client.start()
+        log.info("listening for alert buttons over Socket Mode")
+        try:
+            await stop.wait()
+        finally:
+            await client.aclose()
+
+    return listen

@@ -438,6 +438,10 @@ class DeliveryStage:
 
     # -- rendering input --------------------------------------------------------------------
 
+    def notification_for(self, rows: list[models.Alert]) -> Notification:
+        """The notification for these outbox rows, rendered from their current state."""
+        return self._notification(rows)
+
     def _notification(self, rows: list[models.Alert]) -> Notification:
         with self.db.session() as session:
             items = tuple(_item(session, row) for row in rows)
