@@ -154,8 +154,8 @@ def _check_queries(settings: Settings, root: yaml.Node | None, filename: str) ->
             try:
                 compile_keyword(keyword, fold_diacritics=brand.fold_diacritics)
             except QuerySyntaxError as exc:
-                loc = ("brands", index, "keywords", i)
-                issues.append(ConfigIssue(filename, _line_of(root, loc), _dotted(loc), "\n" + str(exc)))
+                kw_loc: tuple[str | int, ...] = ("brands", index, "keywords", i)
+                issues.append(ConfigIssue(filename, _line_of(root, kw_loc), _dotted(kw_loc), "\n" + str(exc)))
         for loc, query in candidates:
             try:
                 compile_query(query, fold_diacritics=brand.fold_diacritics)

@@ -1,0 +1,282 @@
+"""RSS/Atom feeds: news sites, blogs, Google Alerts and Google News searches.
+
+Credentials: none. Limits: be polite, poll every few minutes at most; conditional GET
+(ETag / Last-Modified) makes unchanged feeds cost one 304.
+
+Behaviour: permanent redirects (301/308) are remembered in the cursor, HTTP 410 stops the source
+until the configured URL changes; the body is read raw (at most 20 MB, also after decompression)
+and gzip/deflate are undone leniently as feedparser does, so mislabelled bodies still parse;
+feedparser runs in a worker thread and ill-formed (bozo) feeds are accepted when entries are
+usable. Entries with nothing at all (no title, body, link or id) are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+import feedparser
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from sources.base import (
+    Author,
+    Cursor,
+    Mention,
+    NotConfiguredError,
+    PollResult,
+    SourceContext,
+    SourceError,
+    TransientError,
+)
+from sources.http import USER_AGENT, GoneError, check_response
+from sources.text import html_to_text, stable_id, struct_to_utc
+
+__all__ = ["FeedOptions", "FeedSource", "decode_content", "entries_to_mentions", "parse_feed"]
+
+#: Feeds larger than this are refused rather than parsed (a feed is not a file download).
+MAX_FEED_BYTES = 20 * 1024 * 1024
+
+
+class FeedOptions(BaseModel):
+    """Settings of one feed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="Feed URL (RSS 0.9x/1.0/2.0, Atom, CDF).")
+    timeout: float = Field(20.0, gt=0, le=300, description="Seconds for the whole request.")
+
+
+class FeedSource:
+    """Polls one RSS/Atom feed with conditional GET and turns its entries into mentions."""
+
+    kind: ClassVar[str] = "rss"
+    Options: ClassVar[type[FeedOptions]] = FeedOptions
+
+    def __init__(self, name: str, options: FeedOptions, ctx: SourceContext) -> None:
+        self.name = name
+        self.options = options
+        self._ctx = ctx
+        self._client: httpx.AsyncClient | None = None
+
+    async def poll(self, cursor: Cursor) -> PollResult:
+        """Fetch the feed unless unchanged; every usable entry becomes one mention."""
+        if self._client is None:
+            self._client = self._ctx.http_client(
+                timeout=self.options.timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}
+            )
+        configured = self.options.url
+        if cursor.get("config_url", configured) != configured:
+            # The operator changed the URL: redirects, validators and a 410 belonged to the old one.
+            cursor = {}
+        url = cursor.get("url") or configured
+        if cursor.get("gone_url") == url:
+            # A 410 was seen for this exact URL: never poll it again until the config changes.
+            return PollResult([], dict(cursor), gone=True)
+        headers = {
+            "Accept": "application/atom+xml, application/rss+xml, application/xml;q=0.9, */*;q=0.8",
+            # Only encodings undone below (the body is read raw, so feedparser-style leniency applies).
+            "Accept-Encoding": "gzip, deflate",
+        }
+        if cursor.get("etag"):
+            headers["If-None-Match"] = cursor["etag"]
+        if cursor.get("last_modified"):
+            headers["If-Modified-Since"] = cursor["last_modified"]
+        response, raw = await self._fetch(self._client, url, headers)
+        new_cursor = dict(cursor)
+        new_cursor["config_url"] = configured
+        permanent = _permanent_redirect_target(response)
+        if permanent is not None:
+            new_cursor["url"] = permanent
+        try:
+            check_response(response)
+        except GoneError:
+            new_cursor["gone_url"] = url
+            return PollResult([], new_cursor, gone=True)
+        if response.status_code == 304:
+            return PollResult([], new_cursor)
+        if response.status_code >= 300:
+            raise TransientError(f"feed {self.name}: HTTP {response.status_code} without a usable Location")
+        body = decode_content(raw, response.headers.get("content-encoding"), MAX_FEED_BYTES)
+        feed_headers = dict(response.headers)
+        # Relative links in entries resolve against the URL the feed was served from.
+        feed_headers.setdefault("content-location", str(response.url))
+        parsed = await asyncio.to_thread(parse_feed, body, feed_headers)
+        mentions, skipped = entries_to_mentions(parsed, source_name=self.name, fetched_at=self._ctx.clock())
+        if not mentions and parsed.get("bozo") and not _is_feed(parsed):
+            problem = parsed.get("bozo_exception")
+            raise SourceError(
+                f"feed {self.name} could not be parsed: {type(problem).__name__ if problem else 'unknown'}"
+            )
+        for header, key in (("etag", "etag"), ("last-modified", "last_modified")):
+            value = response.headers.get(header)
+            if value:
+                new_cursor[key] = value
+            else:
+                # Validators belong to one representation: never send a stale one.
+                new_cursor.pop(key, None)
+        return PollResult(
+            mentions, new_cursor, skipped=skipped, skip_reasons={"empty_entry": skipped} if skipped else {}
+        )
+
+    async def _fetch(
+        self, client: httpx.AsyncClient, url: str, headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        """GET ``url`` and read the raw (still encoded) body up to the size limit."""
+        try:
+            async with client.stream("GET", url, headers=headers) as response:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+                    if size > MAX_FEED_BYTES:
+                        raise SourceError(f"feed {self.name} is over the {MAX_FEED_BYTES} byte limit")
+                    chunks.append(chunk)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"timeout fetching feed {self.name}") from exc
+        except httpx.TransportError as exc:
+            raise TransientError(f"connection error fetching feed {self.name}: {type(exc).__name__}") from exc
+        except httpx.RequestError as exc:
+            # Redirect loops and other bad answers: the server's fault, retried later.
+            raise TransientError(f"bad answer fetching feed {self.name}: {type(exc).__name__}") from exc
+        except httpx.InvalidURL as exc:
+            raise NotConfiguredError(f"feed {self.name}: invalid URL") from exc
+        return response, b"".join(chunks)
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def decode_content(raw: bytes, encoding: str | None, limit: int = MAX_FEED_BYTES) -> bytes:
+    """Undo Content-Encoding leniently, as feedparser does: a body that does not decode stays as is.
+
+    Servers label plain bodies as gzip and send raw deflate without zlib headers; those bytes are
+    still worth parsing. A body that inflates beyond ``limit`` is refused (compression bombs).
+    """
+    for token in reversed([t.strip().lower() for t in (encoding or "").split(",") if t.strip()]):
+        attempts: tuple[int, ...]
+        if token in ("gzip", "x-gzip"):
+            attempts = (16 + zlib.MAX_WBITS,)
+        elif token == "deflate":
+            attempts = (zlib.MAX_WBITS, -zlib.MAX_WBITS)
+        else:
+            continue
+        for wbits in attempts:
+            try:
+                inflater = zlib.decompressobj(wbits)
+                out = inflater.decompress(raw, limit + 1)
+            except zlib.error:
+                continue
+            if len(out) > limit:
+                raise SourceError(f"feed inflates to more than {limit} bytes")
+            raw = out
+            break
+        else:
+            return raw
+    return raw
+
+
+def _permanent_redirect_target(response: httpx.Response) -> str | None:
+    """The final URL when every redirect on the way was permanent (301/308), else None."""
+    if not response.history:
+        return None
+    if all(step.status_code in (301, 308) for step in response.history):
+        return str(response.url)
+    return None
+
+
+def _is_feed(parsed: Mapping[str, Any]) -> bool:
+    """Whether feedparser recognised a feed at all (a version or a feed title)."""
+    return bool(parsed.get("version")) or bool(parsed.get("feed", {}).get("title"))
+
+
+def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> Any:
+    """Parse feed bytes with feedparser, passing HTTP headers so the declared charset is used."""
+    response_headers = {k.lower(): v for k, v in (headers or {}).items()}
+    # Content-Encoding was already undone by the HTTP client; feedparser must not try again.
+    response_headers.pop("content-encoding", None)
+    return feedparser.parse(body, response_headers=response_headers, sanitize_html=True)
+
+
+def entries_to_mentions(
+    parsed: Mapping[str, Any], *, source_name: str | None, fetched_at: datetime
+) -> tuple[list[Mention], int]:
+    """Normalise feedparser entries; returns the mentions and how many entries were empty."""
+    mentions: list[Mention] = []
+    skipped = 0
+    feed_title = parsed.get("feed", {}).get("title")
+    for entry in parsed.get("entries", []):
+        mention = _entry_to_mention(
+            entry, source_name=source_name, fetched_at=fetched_at, feed_title=feed_title
+        )
+        if mention is None:
+            skipped += 1
+        else:
+            mentions.append(mention)
+    return mentions, skipped
+
+
+def _entry_markup(entry: Mapping[str, Any]) -> str:
+    """The entry's body as given: the first non-empty content, else the summary."""
+    for content in entry.get("content") or []:
+        value = content.get("value") if isinstance(content, Mapping) else None
+        if value:
+            return str(value)
+    return str(entry.get("summary") or entry.get("description") or "")
+
+
+def _entry_to_mention(
+    entry: Mapping[str, Any], *, source_name: str | None, fetched_at: datetime, feed_title: str | None
+) -> Mention | None:
+    raw_title = str(entry.get("title") or "")
+    markup = _entry_markup(entry)
+    title = html_to_text(raw_title) or None
+    body = html_to_text(markup)
+    link = entry.get("link") or None
+    if not (raw_title or markup or link or entry.get("id")):
+        return None
+    if title and body:
+        text = body if body.startswith(title) else f"{title}\n{body}"
+    else:
+        # An entry whose body is only markup (an image) still counts; its link stands in.
+        text = title or body or link or ""
+    external_id = entry.get("id") or link or stable_id(raw_title, markup)
+    created = (
+        struct_to_utc(entry.get("published_parsed"))
+        or struct_to_utc(entry.get("updated_parsed"))
+        or struct_to_utc(entry.get("created_parsed"))
+        # The feed gave no date for this entry: the fetch time is the best honest answer.
+        or fetched_at
+    )
+    author_detail = entry.get("author_detail") or {}
+    author = Author(
+        handle=None,
+        name=html_to_text(entry.get("author")) or (feed_title if isinstance(feed_title, str) else None),
+        url=author_detail.get("href") if isinstance(author_detail, Mapping) else None,
+    )
+    return Mention(
+        source="rss",
+        external_id=str(external_id),
+        text=text,
+        created_at=created,
+        url=link,
+        author=author,
+        title=title,
+        language=_language(entry),
+        source_name=source_name,
+        raw={k: entry.get(k) for k in ("id", "link", "title", "published", "updated") if entry.get(k)},
+    )
+
+
+def _language(entry: Mapping[str, Any]) -> str | None:
+    detail = entry.get("title_detail") or entry.get("summary_detail") or {}
+    language = detail.get("language") if isinstance(detail, Mapping) else None
+    if isinstance(language, str) and language:
+        return language.split("-")[0].lower()
+    return None

@@ -1,0 +1,378 @@
+"""X (Twitter): API v2 recent search per query and the mentions timeline of the brand's own accounts.
+
+Credentials: an app **bearer token** (``X_BEARER_TOKEN`` by default, or ``bearer_token_file``).
+X API access is **paid per use**: every post read is billed against the project's plan, and the
+plan decides the rate limits (per 15-minute window, reported in ``x-rate-limit-*`` headers, which
+are honoured here: a spent budget stops paging and the next poll waits for the reset). Recent search
+covers only the last 7 days.
+
+Why plain httpx rather than tweepy: the calls are two small GET endpoints; talking HTTP directly
+keeps them on the event loop without threads, maps statuses and rate-limit headers to our error
+policy in one place (:mod:`sources.http`), and lets tests point ``api_url`` at a local server that
+replays recorded traffic. The request shape (fields, expansions, ``since_id``, ``next_token``) is
+the one tweepy sends.
+
+Resume: each query / account is a stream with ``since_id``; results come newest first and are
+paged backwards with ``next_token``. A walk that cannot finish in one poll resumes from its token
+(see :mod:`sources.watermark`). Retweets are linked to the original through ``repost_of``.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sources.base import Author, Cursor, Mention, NotConfiguredError, PollResult, SourceContext
+from sources.http import USER_AGENT, RateLimitGate, check_response, clock_seconds, json_body, request
+from sources.payload import SkipCounter, as_dict, as_list
+from sources.text import clip, parse_timestamp
+from sources.watermark import Page, apply_walk, stream_prefix, walk_since_id
+
+__all__ = ["XOptions", "XSource", "snowflake_time", "tweets_from_payload"]
+
+TWEET_FIELDS = (
+    "created_at,lang,entities,in_reply_to_user_id,referenced_tweets,conversation_id,public_metrics,"
+    "author_id,note_tweet"
+)
+EXPANSIONS = "author_id,referenced_tweets.id,in_reply_to_user_id"
+USER_FIELDS = "public_metrics,username,name"
+#: Milliseconds between the Unix epoch and the X (Twitter) Snowflake epoch.
+_SNOWFLAKE_EPOCH_MS = 1288834974657
+_HANDLE = re.compile(r"(?<![\w@])@(\w{1,15})\b")
+_USERNAME = re.compile(r"^@?(\w{1,15})$")
+
+
+class XOptions(BaseModel):
+    """Settings of one X source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[str] = Field(default_factory=list, description="Recent-search queries in X search syntax.")
+    mentions_of: list[str] = Field(
+        default_factory=list,
+        description="Own accounts (@username or numeric user id) whose mentions are read.",
+    )
+    bearer_token_env: str = Field("X_BEARER_TOKEN", description="Environment variable with the bearer token.")
+    bearer_token_file: str | None = Field(
+        None, description="File with the bearer token (instead of the variable)."
+    )
+    api_url: str = Field("https://api.x.com", description="API base URL (tests point it at a local server).")
+    max_results: int = Field(100, ge=10, le=100, description="Posts per page.")
+    max_pages: int = Field(5, ge=1, le=100, description="Pages per stream and poll (each page is billed).")
+    first_pages: int = Field(1, ge=1, le=100, description="Pages read on a stream's very first poll.")
+    timeout: float = Field(30.0, gt=0, le=300, description="Seconds per request.")
+
+    @field_validator("mentions_of")
+    @classmethod
+    def _accounts(cls, value: list[str]) -> list[str]:
+        for account in value:
+            if not (account.isdigit() or _USERNAME.match(account)):
+                raise ValueError(f"{account!r} is neither an @username nor a numeric user id")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> XOptions:
+        if not self.queries and not self.mentions_of:
+            raise ValueError("set queries and/or mentions_of: this source would read nothing")
+        return self
+
+
+class XSource:
+    """Polls X API v2 recent search and user mention timelines with since_id / next_token paging."""
+
+    kind: ClassVar[str] = "x"
+    Options: ClassVar[type[XOptions]] = XOptions
+
+    def __init__(self, name: str, options: XOptions, ctx: SourceContext) -> None:
+        self.name = name
+        self.options = options
+        self._ctx = ctx
+        self._client: httpx.AsyncClient | None = None
+        self._gate = RateLimitGate(ctx.clock, "x-rate-limit-remaining", "x-rate-limit-reset")
+        self._spent = False
+        self._skips = SkipCounter()
+
+    async def poll(self, cursor: Cursor) -> PollResult:
+        """Read new posts of every query and mentions timeline since the stored since_id."""
+        self._gate.check(f"x source {self.name}")
+        token = self._ctx.secret(
+            self.options.bearer_token_env, self.options.bearer_token_file, what="X bearer token"
+        )
+        client = self._http()
+        headers = {"Authorization": f"Bearer {token}"}
+        new_cursor = dict(cursor)
+        mentions: list[Mention] = []
+        more = False
+        self._spent = False
+        self._skips = SkipCounter()
+        streams: list[tuple[str, str, dict[str, str]]] = []
+        for query in self.options.queries:
+            streams.append((stream_prefix("xq", query), "/2/tweets/search/recent", {"query": query}))
+        for account in self.options.mentions_of:
+            user_id = await self._user_id(client, headers, account, new_cursor)
+            streams.append((stream_prefix("xm", user_id), f"/2/users/{user_id}/mentions", {}))
+        for prefix, path, params in streams:
+            if self._spent:
+                more = True
+                break
+            found, stream_more = await self._walk(client, headers, path, params, prefix, new_cursor)
+            mentions.extend(found)
+            more = more or stream_more
+        skips = self._skips
+        return PollResult(
+            mentions, new_cursor, skipped=skips.total, skip_reasons=dict(skips.reasons), more=more
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = self._ctx.http_client(
+                timeout=self.options.timeout, headers={"User-Agent": USER_AGENT}
+            )
+        return self._client
+
+    async def _walk(
+        self,
+        client: httpx.AsyncClient,
+        headers: Mapping[str, str],
+        path: str,
+        extra: Mapping[str, str],
+        prefix: str,
+        cursor: Cursor,
+    ) -> tuple[list[Mention], bool]:
+        search = path.endswith("/search/recent")
+        users: dict[str, dict[str, Any]] = {}
+
+        async def fetch(since_id: str | None, token: str | None) -> Page[dict[str, Any]]:
+            params: dict[str, str | int] = {
+                **extra,
+                "max_results": self.options.max_results,
+                "tweet.fields": TWEET_FIELDS,
+                "expansions": EXPANSIONS,
+                "user.fields": USER_FIELDS,
+            }
+            if since_id:
+                params["since_id"] = since_id
+            if token:
+                params["next_token" if search else "pagination_token"] = token
+            payload = await self._get(client, path, headers, params)
+            users.update(_users(payload))
+            tweets = self._skips.keep(as_list(payload.get("data")), _usable_tweet)
+            meta = as_dict(payload.get("meta"))
+            return Page(tweets, str(meta["next_token"]) if meta.get("next_token") else None)
+
+        try:
+            walk = await walk_since_id(
+                fetch,
+                lambda t: str(t["id"]),
+                cursor,
+                prefix=prefix,
+                max_pages=self.options.max_pages,
+                first_pages=self.options.first_pages,
+                stop=lambda: self._spent,
+            )
+        except _StaleCursorError as exc:
+            # X rejects a since_id older than 7 days or an expired next_token: start over from now.
+            for key in [k for k in cursor if k.startswith(prefix)]:
+                if exc.parameter == "next_token" and key == prefix + "since_id":
+                    continue
+                del cursor[key]
+            walk = await walk_since_id(
+                fetch,
+                lambda t: str(t["id"]),
+                cursor,
+                prefix=prefix,
+                max_pages=self.options.max_pages,
+                first_pages=self.options.first_pages,
+                stop=lambda: self._spent,
+            )
+        apply_walk(cursor, walk)
+        mentions = [tweet_to_mention(t, users, source_name=self.name) for t in walk.items]
+        return mentions, walk.more
+
+    async def _get(
+        self,
+        client: httpx.AsyncClient,
+        path: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str | int],
+    ) -> dict[str, Any]:
+        url = self.options.api_url.rstrip("/") + path
+        response = await request(
+            client,
+            "GET",
+            url,
+            headers=headers,
+            params=params,
+            now=clock_seconds(self._ctx.clock),
+            check=False,
+        )
+        if response.status_code == 400:
+            _raise_bad_request(response, params)
+        check_response(response, clock_seconds(self._ctx.clock))
+        if self._gate.observe(response):
+            self._spent = True
+        payload = json_body(response)
+        if not isinstance(payload, dict):
+            raise NotConfiguredError(f"X answered {path} with an unexpected JSON shape")
+        return payload
+
+    async def _user_id(
+        self, client: httpx.AsyncClient, headers: Mapping[str, str], account: str, cursor: Cursor
+    ) -> str:
+        if account.isdigit():
+            return account
+        username = account.lstrip("@")
+        key = f"xu.{username.lower()}"
+        if cursor.get(key):
+            return cursor[key]
+        payload = await self._get(client, f"/2/users/by/username/{username}", headers, {})
+        data = payload.get("data")
+        if not isinstance(data, dict) or not data.get("id"):
+            raise NotConfiguredError(f"X user @{username} was not found")
+        cursor[key] = str(data["id"])
+        return cursor[key]
+
+
+class _StaleCursorError(Exception):
+    """X refused a stored since_id / next_token (too old or expired)."""
+
+    def __init__(self, parameter: str) -> None:
+        super().__init__(parameter)
+        self.parameter = parameter
+
+
+def _raise_bad_request(response: httpx.Response, params: Mapping[str, str | int]) -> None:
+    """A 400 names the parameter X did not accept: a stale cursor restarts, anything else is config."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    errors = body.get("errors") if isinstance(body, dict) else None
+    bad: set[str] = set()
+    messages: list[str] = []
+    for error in errors if isinstance(errors, list) else []:
+        if not isinstance(error, dict):
+            continue
+        parameters = error.get("parameters")
+        if isinstance(parameters, dict):
+            bad.update(str(p) for p in parameters)
+        if error.get("message"):
+            messages.append(str(error["message"])[:200])
+    for parameter in ("since_id", "next_token", "pagination_token"):
+        if parameter in bad and parameter in params:
+            raise _StaleCursorError("since_id" if parameter == "since_id" else "next_token")
+    detail = "; ".join(messages) or "invalid request"
+    raise NotConfiguredError(f"X refused the request (HTTP 400): {detail}")
+
+
+def _usable_tweet(item: object) -> bool:
+    return isinstance(item, dict) and str(item.get("id", "")).isdigit() and isinstance(item.get("text"), str)
+
+
+def snowflake_time(tweet_id: str) -> datetime | None:
+    """The creation time encoded in an X post id (Snowflake), for answers without ``created_at``."""
+    try:
+        millis = (int(tweet_id) >> 22) + _SNOWFLAKE_EPOCH_MS
+    except ValueError:
+        return None
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
+def _users(payload: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    includes = payload.get("includes")
+    users = includes.get("users") if isinstance(includes, dict) else None
+    return {str(u["id"]): u for u in users or [] if isinstance(u, dict) and u.get("id")}
+
+
+def tweets_from_payload(payload: Mapping[str, Any], *, source_name: str | None = None) -> list[Mention]:
+    """Normalise every post in ``data`` of an API v2 answer (search, timeline or lookup)."""
+    data = payload.get("data")
+    tweets = data if isinstance(data, list) else [data] if isinstance(data, dict) and "text" in data else []
+    users = _users(payload)
+    return [
+        tweet_to_mention(t, users, source_name=source_name)
+        for t in tweets
+        if isinstance(t, dict) and t.get("id")
+    ]
+
+
+def tweet_to_mention(
+    tweet: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]], *, source_name: str | None = None
+) -> Mention:
+    """One API v2 post (plus the expanded users) as a mention."""
+    tweet_id = str(tweet["id"])
+    note = tweet.get("note_tweet")
+    raw_text = note.get("text") if isinstance(note, dict) and note.get("text") else tweet.get("text") or ""
+    # X escapes &, < and > in post text; the text is plain otherwise.
+    text = clip(html.unescape(str(raw_text)))
+    user = users.get(str(tweet.get("author_id") or "")) or {}
+    username = user.get("username")
+    metrics = as_dict(user.get("public_metrics"))
+    author = Author(
+        handle=username,
+        name=user.get("name"),
+        id=str(tweet["author_id"]) if tweet.get("author_id") else None,
+        followers=_int(metrics.get("followers_count")),
+        url=f"https://x.com/{username}" if username else None,
+    )
+    created = parse_timestamp(tweet.get("created_at")) or snowflake_time(tweet_id)
+    if created is None:  # pragma: no cover - every X id is a Snowflake
+        raise ValueError(f"post {tweet_id} has no creation time")
+    references = {
+        str(r.get("type")): str(r.get("id"))
+        for r in tweet.get("referenced_tweets") or []
+        if isinstance(r, dict) and r.get("id")
+    }
+    entities = as_dict(tweet.get("entities"))
+    tagged = [m.get("username") for m in entities.get("mentions") or [] if isinstance(m, dict)]
+    handles = tuple(dict.fromkeys(h for h in tagged if h)) or tuple(dict.fromkeys(_HANDLE.findall(text)))
+    reply_user = users.get(str(tweet.get("in_reply_to_user_id") or "")) or {}
+    in_reply_to = reply_user.get("username") or (tweet.get("in_reply_to_user_id") and _first(handles))
+    lang = tweet.get("lang")
+    return Mention(
+        source="x",
+        external_id=tweet_id,
+        text=text,
+        created_at=created,
+        url=f"https://x.com/{username}/status/{tweet_id}"
+        if username
+        else f"https://x.com/i/web/status/{tweet_id}",
+        author=author,
+        language=lang
+        if isinstance(lang, str) and lang not in ("und", "zxx", "qme", "qam", "qct", "qht")
+        else None,
+        parent_id=references.get("replied_to"),
+        thread_id=str(tweet["conversation_id"]) if tweet.get("conversation_id") else None,
+        in_reply_to=in_reply_to or None,
+        mentioned_handles=handles,
+        repost_of=references.get("retweeted"),
+        source_name=source_name,
+        raw={
+            k: tweet[k]
+            for k in ("id", "author_id", "conversation_id", "lang", "public_metrics", "referenced_tweets")
+            if k in tweet
+        },
+    )
+
+
+def _first(handles: tuple[str, ...]) -> str | None:
+    return handles[0] if handles else None
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value) if value is not None else None  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None

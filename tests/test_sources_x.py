@@ -1,0 +1,374 @@
+"""X source: replay of tweepy's recorded API v2 traffic, and poller behaviour against a fake API."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sources.base import AuthError, Mention, NotConfiguredError, RateLimitedError
+from sources.x import XOptions, XSource, tweets_from_payload
+from tests.fixtures_util import Recorded, fixture_params, load_cassette
+from tests.replay_server import FakeClock, Reply, Request, Script, make_ctx
+
+TOKEN = "x-test-bearer-0123456789"
+ENV = {"X_BEARER_TOKEN": TOKEN}
+_MENTIONS_PATH = re.compile(r"^/2/users/(\d+)/mentions$")
+
+pytest_plugins = ["tests.replay_fixtures"]
+
+
+def _snowflake(tweet_id: str) -> datetime:
+    return datetime.fromtimestamp(((int(tweet_id) >> 22) + 1288834974657) / 1000, UTC)
+
+
+def _check_tweet(mention: Mention, tweet: dict[str, Any], users: dict[str, dict[str, Any]]) -> None:
+    """Compare one mention with the raw recorded post (expectations computed here, independently)."""
+    note = tweet.get("note_tweet") or {}
+    assert mention.source == "x"
+    assert mention.external_id == tweet["id"]
+    assert mention.text == html.unescape(note.get("text") or tweet["text"])
+    if tweet.get("created_at"):
+        assert mention.created_at == datetime.fromisoformat(tweet["created_at"].replace("Z", "+00:00"))
+    else:
+        assert mention.created_at == _snowflake(tweet["id"])
+    user = users.get(tweet.get("author_id", ""), {})
+    assert mention.author.handle == user.get("username")
+    if user.get("username"):
+        assert mention.url == f"https://x.com/{user['username']}/status/{tweet['id']}"
+        followers = (user.get("public_metrics") or {}).get("followers_count")
+        assert mention.author.followers == followers
+    else:
+        assert mention.url == f"https://x.com/i/web/status/{tweet['id']}"
+    retweeted = [r["id"] for r in tweet.get("referenced_tweets") or [] if r.get("type") == "retweeted"]
+    assert mention.repost_of == (retweeted[0] if retweeted else None)
+    for handle in re.findall(r"(?<![\w@])@(\w{1,15})", mention.text):
+        assert handle in mention.mentioned_handles
+
+
+def _users(payload: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {u["id"]: u for u in (payload.get("includes") or {}).get("users") or []}
+
+
+def _posts(payload: object) -> list[dict[str, Any]]:
+    """The posts in ``data`` of a recorded answer (objects with an id and a text)."""
+    if not isinstance(payload, dict):
+        return []
+    data = payload.get("data")
+    items = data if isinstance(data, list) else [data] if isinstance(data, dict) else []
+    return [d for d in items if isinstance(d, dict) and "id" in d and "text" in d]
+
+
+def _queue(script: Script, recorded: list[Recorded]) -> None:
+    for rec in recorded:
+        script.queue(rec.method, rec.path, Reply(rec.status, rec.headers, rec.body))
+
+
+@pytest.mark.parametrize("path", fixture_params("x", [".yaml", ".yml"]))
+async def test_replay_x_cassette(path: Path, script: Script) -> None:
+    """Every post in a recorded search / mentions answer becomes exactly one correct mention."""
+    recorded = load_cassette(path)
+    _queue(script, recorded)
+    search = [r for r in recorded if r.path == "/2/tweets/search/recent"]
+    timelines = [r for r in recorded if _MENTIONS_PATH.match(r.path)]
+    lookups = [r for r in recorded if r.path.startswith("/2/users/by/username/") and r.status == 200]
+    polled = search + timelines
+    if polled:
+        pages = max(Counter(r.path for r in polled).values())
+        options = XOptions(
+            queries=sorted({r.query["query"][0] for r in search}),
+            mentions_of=sorted({_MENTIONS_PATH.match(r.path).group(1) for r in timelines}),  # type: ignore[union-attr]
+            api_url=script.base_url,
+            max_pages=pages,
+            first_pages=pages,
+        )
+        source = XSource("x-replay", options, make_ctx(ENV))
+        got: dict[str, Mention] = {}
+        cursor: dict[str, str] = {}
+        for _ in range(len(polled)):
+            result = await source.poll(cursor)
+            for mention in result.mentions:
+                assert mention.external_id not in got, "a post was delivered twice"
+                got[mention.external_id] = mention
+            cursor = result.cursor
+            if not script.pending("GET"):
+                break
+        await source.aclose()
+        assert script.overruns == []
+        expected: dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]] = {}
+        for rec in polled:
+            if rec.status == 200:
+                payload = rec.json()
+                for tweet in _posts(payload):
+                    expected[tweet["id"]] = (tweet, _users(payload))  # type: ignore[arg-type]
+        assert set(got) == set(expected)
+        for tweet_id, (tweet, users) in expected.items():
+            _check_tweet(got[tweet_id], tweet, users)
+        for request in script.requests:
+            if request.path == "/2/tweets/search/recent" or _MENTIONS_PATH.match(request.path):
+                assert request.headers["authorization"] == f"Bearer {TOKEN}"
+                assert "author_id" in (request.param("expansions") or "")
+    # Answers of endpoints the source does not poll (lookups, counts) go through the same normaliser.
+    for rec in recorded:
+        if rec in polled or rec.status != 200 or not rec.body:
+            continue
+        payload = rec.json()
+        posts = _posts(payload)
+        mentions = tweets_from_payload(payload)  # type: ignore[arg-type]
+        assert [m.external_id for m in mentions] == [t["id"] for t in posts]
+        for mention, tweet in zip(mentions, posts, strict=True):
+            _check_tweet(mention, tweet, _users(payload))  # type: ignore[arg-type]
+    for rec in lookups:
+        # A recorded username lookup: mentions_of=@name resolves to the recorded id, once.
+        data = rec.json()["data"]  # type: ignore[index]
+        lookup_script = script
+        lookup_script.route("GET", f"/2/users/{data['id']}/mentions", lambda r: Reply.json({"meta": {}}))
+        name = rec.path.rsplit("/", 1)[1]
+        source = XSource(
+            "x-lookup", XOptions(mentions_of=[f"@{name}"], api_url=script.base_url), make_ctx(ENV)
+        )
+        result = await source.poll({})
+        await source.aclose()
+        assert result.cursor[f"xu.{name.lower()}"] == data["id"]
+        assert lookup_script.served("GET", f"/2/users/{data['id']}/mentions")
+
+
+class FakeX:
+    """A tiny X API v2: recent search and mentions over an in-memory timeline (newest = highest id)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.tweets: list[dict[str, Any]] = []
+        self.users = {
+            "1": {"id": "1", "username": "alice", "name": "Alice", "public_metrics": {"followers_count": 42}}
+        }
+        self.next_id = 1_600_000_000_000_000_000
+        self.remaining: int | None = None
+        self.reset_in = 300
+
+    def add(self, count: int, **extra: Any) -> list[str]:
+        """Post ``count`` new tweets; returns their ids."""
+        ids = []
+        for _ in range(count):
+            self.next_id += 1 << 22
+            tweet = {
+                "id": str(self.next_id),
+                "text": f"tweet {self.next_id} &amp; more @acme",
+                "author_id": "1",
+                "created_at": (self.clock() - timedelta(seconds=5)).isoformat().replace("+00:00", "Z"),
+                "lang": "en",
+                "entities": {"mentions": [{"username": "acme", "start": 0, "end": 5}]},
+                **extra,
+            }
+            self.tweets.append(tweet)
+            ids.append(tweet["id"])
+        return ids
+
+    def answer(self, request: Request) -> Reply:
+        """Serve a page: since_id filters, next_token/pagination_token is an offset."""
+        since = int(request.param("since_id") or 0)
+        size = int(request.param("max_results") or 10)
+        offset = int(request.param("next_token") or request.param("pagination_token") or 0)
+        newer = sorted((t for t in self.tweets if int(t["id"]) > since), key=lambda t: -int(t["id"]))
+        page = newer[offset : offset + size]
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if offset + size < len(newer):
+            meta["next_token"] = str(offset + size)
+        body: dict[str, Any] = {"meta": meta}
+        if page:
+            body["data"] = page
+            body["includes"] = {"users": list(self.users.values())}
+        headers = {}
+        if self.remaining is not None:
+            reset = int(self.clock().timestamp()) + self.reset_in
+            headers = {"x-rate-limit-remaining": str(self.remaining), "x-rate-limit-reset": str(reset)}
+        return Reply.json(body, headers=headers)
+
+
+def _source(script: Script, clock: FakeClock, **options: Any) -> XSource:
+    opts = XOptions(**{"queries": ["acme"], "api_url": script.base_url, "max_results": 10, **options})
+    return XSource("x-test", opts, make_ctx(ENV, clock))
+
+
+async def test_since_id_resume_without_duplicates(script: Script) -> None:
+    """The second poll asks with since_id and returns only what is new."""
+    clock = FakeClock()
+    api = FakeX(clock)
+    script.route("GET", "/2/tweets/search/recent", api.answer)
+    api.add(25)
+    source = _source(script, clock)
+    first = await source.poll({})
+    assert len(first.mentions) == 10  # first poll: one page, no history walk
+    newest = max(int(m.external_id) for m in first.mentions)
+    assert first.cursor[next(k for k in first.cursor if k.endswith("since_id"))] == str(newest)
+    fresh = api.add(3)
+    second = await source.poll(first.cursor)
+    assert sorted(m.external_id for m in second.mentions) == sorted(fresh)
+    assert script.requests[-1].param("since_id") == str(newest)
+    third = await source.poll(second.cursor)
+    assert third.mentions == []
+    await source.aclose()
+
+
+async def test_next_token_paging_resumes_across_polls(script: Script) -> None:
+    """A walk longer than max_pages continues from next_token; since_id moves only when it is done."""
+    clock = FakeClock()
+    api = FakeX(clock)
+    script.route("GET", "/2/tweets/search/recent", api.answer)
+    api.add(1)
+    source = _source(script, clock, max_pages=2)
+    start = await source.poll({})
+    fresh = api.add(25)
+    first = await source.poll(start.cursor)
+    assert first.more and len(first.mentions) == 20
+    assert any(k.endswith(".next") for k in first.cursor)
+    second = await source.poll(first.cursor)
+    assert script.requests[-1].param("next_token") == "20"
+    assert not second.more and len(second.mentions) == 5
+    delivered = [m.external_id for m in first.mentions + second.mentions]
+    assert sorted(delivered) == sorted(fresh) and len(set(delivered)) == 25
+    since_key = next(k for k in second.cursor if k.endswith("since_id"))
+    assert second.cursor[since_key] == max(fresh, key=int)
+    assert not any(k.endswith(".next") or k.endswith("p.newest") for k in second.cursor)
+    await source.aclose()
+
+
+async def test_mentions_timeline_uses_pagination_token(script: Script) -> None:
+    """The mentions timeline of an own account pages with pagination_token."""
+    clock = FakeClock()
+    api = FakeX(clock)
+    script.route("GET", "/2/users/99/mentions", api.answer)
+    api.add(15)
+    source = _source(script, clock, queries=[], mentions_of=["99"], first_pages=2)
+    result = await source.poll({})
+    assert len(result.mentions) == 15
+    assert script.requests[-1].param("pagination_token") == "10"
+    assert all(m.mentioned_handles == ("acme",) for m in result.mentions)
+    assert result.mentions[0].author.followers == 42 and result.mentions[0].text.endswith("& more @acme")
+    await source.aclose()
+
+
+async def test_rate_limit_429_uses_reset_header(script: Script) -> None:
+    """HTTP 429 becomes RateLimitedError waiting until x-rate-limit-reset (by the injected clock)."""
+    clock = FakeClock()
+    reset = int(clock().timestamp()) + 120
+    script.route(
+        "GET", "/2/tweets/search/recent", lambda r: Reply.json({}, 429, {"x-rate-limit-reset": str(reset)})
+    )
+    source = _source(script, clock)
+    with pytest.raises(RateLimitedError) as caught:
+        await source.poll({})
+    assert caught.value.retry_after == pytest.approx(120)
+    assert TOKEN not in str(caught.value)
+    await source.aclose()
+
+
+async def test_spent_budget_stops_paging_and_waits(script: Script) -> None:
+    """remaining=0 ends the walk (resumable) and the next poll waits for the reset."""
+    clock = FakeClock()
+    api = FakeX(clock)
+    script.route("GET", "/2/tweets/search/recent", api.answer)
+    api.add(1)
+    source = _source(script, clock, max_pages=5)
+    start = await source.poll({})
+    api.add(30)
+    api.remaining = 0
+    first = await source.poll(start.cursor)
+    assert first.more and len(first.mentions) == 10
+    with pytest.raises(RateLimitedError) as caught:
+        await source.poll(first.cursor)
+    assert caught.value.retry_after == pytest.approx(300)
+    clock.advance(301)
+    api.remaining = None
+    second = await source.poll(first.cursor)
+    assert len(second.mentions) == 20 and not second.more
+    await source.aclose()
+
+
+async def test_retweets_link_to_the_original(script: Script) -> None:
+    """A retweet carries repost_of (the store links it instead of alerting again)."""
+    clock = FakeClock()
+    api = FakeX(clock)
+    script.route("GET", "/2/tweets/search/recent", api.answer)
+    original = api.add(1)[0]
+    api.add(1, referenced_tweets=[{"type": "retweeted", "id": original}], conversation_id=original)
+    result = await _source(script, clock).poll({})
+    retweet = next(m for m in result.mentions if m.repost_of)
+    assert retweet.repost_of == original and retweet.thread_id == original
+
+
+async def test_stale_since_id_restarts_from_now(script: Script) -> None:
+    """X refuses a since_id older than 7 days with 400: the stream starts again instead of failing."""
+    clock = FakeClock()
+    api = FakeX(clock)
+
+    def answer(request: Request) -> Reply:
+        if request.param("since_id") == "1":
+            error = {"parameters": {"since_id": ["1"]}, "message": "since_id too old"}
+            return Reply.json({"errors": [error], "title": "Invalid Request"}, 400)
+        return api.answer(request)
+
+    script.route("GET", "/2/tweets/search/recent", answer)
+    api.add(3)
+    source = _source(script, clock)
+    prefix = next(iter((await source.poll({})).cursor)).rsplit(".", 1)[0]
+    result = await source.poll({prefix + ".since_id": "1"})
+    assert len(result.mentions) == 3
+    assert result.cursor[prefix + ".since_id"] == max((t["id"] for t in api.tweets), key=int)
+
+
+async def test_invalid_query_is_a_config_error(script: Script) -> None:
+    """Any other 400 (a bad query) is NotConfiguredError with X's message, not a retry loop."""
+    error = {"parameters": {"query": ["(("]}, "message": "There were errors processing your request"}
+    script.route("GET", "/2/tweets/search/recent", lambda r: Reply.json({"errors": [error]}, 400))
+    with pytest.raises(NotConfiguredError, match="errors processing"):
+        await _source(script, FakeClock()).poll({})
+
+
+async def test_unknown_username_is_a_config_error(script: Script) -> None:
+    """mentions_of an account that does not exist fails clearly."""
+    script.route(
+        "GET", "/2/users/by/username/nobody", lambda r: Reply.json({"errors": [{"title": "Not Found"}]})
+    )
+    source = _source(script, FakeClock(), queries=[], mentions_of=["@nobody"])
+    with pytest.raises(NotConfiguredError, match="@nobody"):
+        await source.poll({})
+
+
+async def test_missing_token_names_the_variable() -> None:
+    """Without the bearer token the source raises AuthError naming X_BEARER_TOKEN."""
+    source = XSource("x", XOptions(queries=["a"]), make_ctx({}))
+    with pytest.raises(AuthError, match="X_BEARER_TOKEN"):
+        await source.poll({})
+
+
+def test_options_need_something_to_read() -> None:
+    """A source with neither queries nor accounts is refused at configuration time."""
+    with pytest.raises(ValueError, match="read nothing"):
+        XOptions()
+    with pytest.raises(ValueError, match="neither"):
+        XOptions(mentions_of=["not a name!"])
+
+
+async def test_malformed_posts_are_skipped_and_counted(script: Script) -> None:
+    """A post without a usable id or text is left out and counted, the rest still arrives."""
+    clock = FakeClock()
+    api = FakeX(clock)
+    api.add(2)
+
+    def answer(request: Request) -> Reply:
+        reply = api.answer(request)
+        body = json.loads(reply.body)
+        body["data"] += [{"id": "not-a-number", "text": "x"}, {"id": "123"}, "junk"]
+        return Reply.json(body)
+
+    script.route("GET", "/2/tweets/search/recent", answer)
+    result = await _source(script, clock).poll({})
+    assert len(result.mentions) == 2
+    assert result.skipped == 3 and result.skip_reasons == {"malformed": 3}
