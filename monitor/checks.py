@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 
 from rich.console import Console
@@ -62,7 +63,12 @@ async def run_checks(
     for s in settings.sources:
         options = config.source_options.get(s.name)
         creds = credential_fields(options)
-        missing = [var for var in creds.values() if not env.get(var)]
+        data = options.model_dump() if options is not None else {}
+        missing = [
+            var
+            for field, var in creds.items()
+            if not env.get(var) and not _readable(data.get(field.removesuffix("_env") + "_file"))
+        ]
         optional = getattr(options, "credentials_optional", False)
         if not creds:
             cred_text = "none needed"
@@ -95,6 +101,11 @@ async def run_checks(
         f"classifier: {settings.classifier.model} (batch {settings.classifier.batch_size}, {settings.classifier.device})"
     )
     return ok
+
+
+def _readable(path: object) -> bool:
+    """Whether a ``*_file`` secret path is set and readable."""
+    return isinstance(path, str) and bool(path) and os.access(path, os.R_OK)
 
 
 async def _probe_sources(config: LoadedConfig, env: Mapping[str, str]) -> dict[str, str]:
