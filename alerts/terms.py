@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
 
-__all__ = ["STOP_WORDS", "top_terms", "words"]
+__all__ = ["STOP_WORDS", "phrases", "top_terms", "words"]
 
 _WORD = re.compile(r"[#@]?[^\W\d_][\w'’\-]*", re.UNICODE)
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -61,11 +61,16 @@ def top_terms(
     return chosen
 
 
+def phrases(tokens: Sequence[str]) -> set[str]:
+    """Two-word phrases of consecutive content words (a repeated word, "refund refund", is no phrase)."""
+    return {f"{a} {b}" for a, b in pairwise(tokens) if a != b}
+
+
 def _doc_freq(texts: Sequence[str], exclude: tuple[str, ...]) -> Counter[str]:
     df: Counter[str] = Counter()
     for text in texts:
         tokens = words(text, exclude=exclude)
         terms = set(tokens)
-        terms.update(f"{a} {b}" for a, b in pairwise(tokens))
+        terms.update(phrases(tokens))
         df.update(terms)
     return df
