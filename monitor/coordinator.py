@@ -20,7 +20,7 @@ from monitor import models
 from monitor.clock import Clock
 from monitor.db import Database
 from monitor.metrics import Metrics
-from monitor.outbox import enqueue
+from monitor.outbox import enqueue, live_owner
 from monitor.store import StoreStats, load_cursor, store_poll
 from monitor.watch import Watchlist
 from sources.base import (
@@ -146,9 +146,15 @@ class SourceCoordinator:
                         models.SourceHealth.lease_owner.is_(None),
                         models.SourceHealth.lease_owner == self.owner,
                         models.SourceHealth.lease_until < now,
+                        ~live_owner(models.SourceHealth.lease_owner, now, self.lease_ttl),
                     ),
                 )
-                .values(lease_owner=self.owner, lease_until=now + timedelta(seconds=self.lease_ttl))
+                # Held across the interval, so one daemon keeps a source; a dead daemon's lease is
+                # taken over as soon as its heartbeat is older than lease_ttl.
+                .values(
+                    lease_owner=self.owner,
+                    lease_until=now + timedelta(seconds=self.config.interval + self.lease_ttl),
+                )
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -61,6 +61,7 @@ class Daemon:
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, self._request_reload)
         runner = await self._start_health()
+        await self.runtime.heartbeat(",".join(sorted(self.roles)))
         await self.runtime.delivery.reconcile()
         tasks: list[asyncio.Task[object]] = []
         if "poll" in self.roles:
@@ -69,6 +70,7 @@ class Daemon:
             tasks.append(asyncio.create_task(self._process_loop(), name="process"))
         if self.config_path is not None:
             tasks.append(asyncio.create_task(self._watch_config(), name="config-watch"))
+        tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
         for extra in self._extra:
             tasks.append(asyncio.create_task(_run_extra(extra, self.stop), name="extra"))
         log.info(
@@ -141,6 +143,16 @@ class Daemon:
                 self._mtime = mtime
                 await self.reload("file changed")
             self._mtime = mtime
+
+    async def _heartbeat_loop(self) -> None:
+        """Beat three times per lease_ttl so a live daemon is never mistaken for a dead one."""
+        roles = ",".join(sorted(self.roles))
+        while not self.stop.is_set():
+            await _sleep_or_stop(self.runtime.clock, self.runtime.settings.daemon.lease_ttl / 3, self.stop)
+            try:
+                await self.runtime.heartbeat(roles)
+            except Exception:
+                log.exception("heartbeat failed (database unreachable?); retrying")
 
     async def _process_loop(self) -> None:
         rt = self.runtime

@@ -104,5 +104,8 @@ def export_feedback(db: Database, path: Path) -> int:
             if text in seen or wrong == "neutral":
                 continue
             seen.add(text)
-            handle.write(json.dumps({"text": text, "label": "neutral", "source": "feedback"}, ensure_ascii=False) + "\n")
+            handle.write(
+                json.dumps({"text": text, "label": "neutral", "source": "feedback"}, ensure_ascii=False)
+                + "\n"
+            )
     return len(seen)

@@ -26,6 +26,7 @@ __all__ = [
     "Alert",
     "AlertGroup",
     "Base",
+    "DaemonHeartbeat",
     "Feedback",
     "Mention",
     "MentionBrand",
@@ -301,3 +302,14 @@ class Feedback(Base):
     value: Mapped[str | None] = mapped_column(String(64))
     user: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DaemonHeartbeat(Base):
+    """A running daemon's liveness: work it claimed is taken over once its heartbeat goes stale."""
+
+    __tablename__ = "daemon_heartbeats"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    roles: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())

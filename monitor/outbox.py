@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, true, update
+from sqlalchemy import exists, func, select, true, update
 from sqlalchemy.orm import Session
 
 from alerts.model import (
@@ -41,8 +41,8 @@ log = logging.getLogger("repmon.outbox")
 
 #: Items in one grouped message at most (Slack allows 50 blocks; each item takes a few).
 MAX_GROUP_ITEMS = 10
-#: A ``sending`` row older than this belongs to a daemon that died mid-send.
-STALE_SENDING = timedelta(minutes=5)
+#: A ``sending`` row older than this is settled even if its daemon still beats (a hung send).
+STALE_SENDING = timedelta(minutes=15)
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -121,6 +121,28 @@ def enqueue(
     return created
 
 
+def live_owner(owner_column: Any, now: datetime, ttl: float) -> Any:
+    """SQL condition: the daemon named in ``owner_column`` has a fresh heartbeat."""
+    return exists().where(
+        models.DaemonHeartbeat.owner == owner_column,
+        models.DaemonHeartbeat.heartbeat_at >= now - timedelta(seconds=ttl),
+    )
+
+
+def heartbeat(db: Database, owner: str, roles: str, now: datetime) -> None:
+    """Record that ``owner`` is alive."""
+    from monitor.sqlutil import upsert
+
+    with db.session() as session:
+        upsert(
+            session,
+            models.DaemonHeartbeat.__table__,
+            {"owner": owner, "roles": roles, "started_at": now, "heartbeat_at": now},
+            keys=["owner"],
+            update=["heartbeat_at", "roles"],
+        )
+
+
 def quiet_until(quiet: QuietHours, now: datetime) -> datetime | None:
     """End of the quiet window containing ``now`` (UTC), or None when not quiet."""
     zone = ZoneInfo(quiet.timezone)
@@ -149,6 +171,7 @@ class DeliveryStage:
         metrics: Metrics,
         *,
         owner: str = "local",
+        owner_ttl: float = 60.0,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -156,6 +179,7 @@ class DeliveryStage:
         self.clock = clock
         self.metrics = metrics
         self.owner = owner
+        self.owner_ttl = owner_ttl
 
     async def reconcile(self) -> int:
         """Settle rows left ``sending`` by a crash: found at the receiver → sent, else per policy."""
@@ -169,6 +193,7 @@ class DeliveryStage:
                         true()
                         if not self.db.is_postgres
                         else (models.Alert.sending_by == self.owner)
+                        | ~live_owner(models.Alert.sending_by, now, self.owner_ttl)
                         | (models.Alert.sending_at < now - STALE_SENDING),
                     )
                 ).scalars()

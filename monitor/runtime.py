@@ -163,7 +163,13 @@ class Runtime:
         self.rules = RulesStage(self.db, settings, self.clock, self.metrics)
         self.spikes = SpikeStage(self.db, settings, self.clock, self.metrics)
         self.delivery = DeliveryStage(
-            self.db, settings, self.notifier, self.clock, self.metrics, owner=self.owner
+            self.db,
+            settings,
+            self.notifier,
+            self.clock,
+            self.metrics,
+            owner=self.owner,
+            owner_ttl=settings.daemon.lease_ttl,
         )
         self._classify: ClassifyStage | None = None
 
@@ -234,6 +240,12 @@ class Runtime:
         summary = await self.process()
         summary.polls = polls
         return summary
+
+    async def heartbeat(self, roles: str = "all") -> None:
+        """Tell other daemons this one is alive (its leases and claims stay its own)."""
+        from monitor.outbox import heartbeat
+
+        await asyncio.to_thread(heartbeat, self.db, self.owner, roles, self.clock.now())
 
     async def aclose(self) -> None:
         """Close sources, the notifier and the database."""
