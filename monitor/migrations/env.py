@@ -1,9 +1,9 @@
-"""Alembic environment: runs migrations on the engine handed over by monitor.migrate."""
+"""Alembic environment: runs migrations on the connection or engine handed over by monitor.migrate."""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from monitor.models import Base
 
@@ -11,18 +11,26 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()
+
+
 def run_migrations() -> None:
-    """Run migrations online, on the caller's engine when there is one."""
+    """Run migrations online, on the caller's connection or engine when there is one."""
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
     engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url") or "")
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+    with engine.connect() as conn:
+        _run(conn)
 
 
 run_migrations()
