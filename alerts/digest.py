@@ -31,6 +31,7 @@ from sqlalchemy import Float, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from alerts.labels import source_label
 from alerts.terms import phrases, top_terms, words
 from config.settings import Settings, Thresholds
 from monitor import models
@@ -67,26 +68,6 @@ MAX_BACKGROUND_TEXTS = 5000
 #: The background for complaint themes: the brand's other mentions of this many days before the period.
 BACKGROUND_DAYS = 28
 
-_SOURCES = {
-    "x": "X",
-    "twitter": "X",
-    "reddit": "Reddit",
-    "bluesky": "Bluesky",
-    "mastodon": "Mastodon",
-    "trustpilot": "Trustpilot",
-    "appstore": "App Store",
-    "app_store": "App Store",
-    "googleplay": "Google Play",
-    "google_play": "Google Play",
-    "kiyoh": "Kiyoh",
-    "rss": "RSS",
-    "replay": "Replay",
-}
-
-
-def source_label(source: str) -> str:
-    """A source's display name (``googleplay`` → ``Google Play``)."""
-    return _SOURCES.get(source.lower(), source.replace("_", " ").title())
 
 
 def change_pct(current: float, previous: float) -> float | None:

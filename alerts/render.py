@@ -26,6 +26,7 @@ from alerts.escape import (
     link,
     trim,
 )
+from alerts.labels import source_label
 from alerts.model import AlertItem, IncidentView, MentionView, Notification, ScoreView
 
 __all__ = [
@@ -62,21 +63,6 @@ _KIND = {
     "complaint": ("⚠️", "Complaint"),
     "spike": ("🚨", "Spike"),
     "ops": ("🛠️", "Ops"),
-}
-_SOURCES = {
-    "x": "X",
-    "twitter": "X",
-    "reddit": "Reddit",
-    "bluesky": "Bluesky",
-    "mastodon": "Mastodon",
-    "trustpilot": "Trustpilot",
-    "appstore": "App Store",
-    "app_store": "App Store",
-    "googleplay": "Google Play",
-    "google_play": "Google Play",
-    "kiyoh": "Kiyoh",
-    "rss": "RSS",
-    "replay": "Replay",
 }
 _SOCIAL = {"x", "twitter", "bluesky", "mastodon", "reddit"}
 _BUTTONS = {
@@ -156,7 +142,7 @@ def format_scores(scores: ScoreView) -> str:
 
 
 def _source_name(source: str) -> str:
-    return _SOURCES.get(source.lower(), source.replace("_", " ").title())
+    return source_label(source)
 
 
 def _author(m: MentionView) -> str:
