@@ -102,6 +102,17 @@ FIRST = [
 ]
 
 
+NL_TAILS = ["", "", " #ov", " #spoorwegnoord", " Echt waar.", " Wie herkent dit?", " (trein van {hh}:{mm})", " om {hh}:{mm}", " vanuit {st}"]
+EN_TAILS = ["", "", " #kitchen", " Just saying.", " (order {n})", " Anyone else?", " today", " this week"]
+
+
+def _tail(rng: random.Random, tails: list[str]) -> str:
+    """A neutral ending so templated posts do not come out word-for-word identical."""
+    return rng.choice(tails).format(
+        hh=f"{rng.randint(6, 22):02d}", mm=f"{rng.randint(0, 59):02d}", st=rng.choice(STATIONS), n=rng.randint(1000, 9999)
+    )
+
+
 def _author(rng: random.Random) -> dict[str, object]:
     name = rng.choice(FIRST)
     handle = f"{name}{rng.randint(1, 999)}"
@@ -128,6 +139,8 @@ def generate() -> list[dict[str, object]]:
     def add(ts: datetime, source: str, text: str, **extra: object) -> None:
         nonlocal counter
         counter += 1
+        if "repost_of" not in extra:
+            text += _tail(rng, NL_TAILS if extra.get("lang") == "nl" else EN_TAILS)
         author = extra.pop("author", None) or _author(rng)
         post_id = f"demo-{counter:05d}"
         out.append(

@@ -75,9 +75,11 @@ async def _run(workdir: Path, out: Console, demo_dir: Path) -> int:
     raw["digest"]["html_dir"] = str(workdir.resolve())
     config = parse_config(yaml.safe_dump(raw, allow_unicode=True), str(demo_dir / "demo.yaml"))
 
+    zone = ZoneInfo(config.settings.digest.timezone)
+    local_start, local_end = week_start.astimezone(zone), week_end.astimezone(zone)
     out.rule("[bold]repmon demo")
     out.print(
-        f"Replaying {count} mentions of {week_start:%Y-%m-%d} – {week_end - timedelta(days=1):%Y-%m-%d} for "
+        f"Replaying {count} mentions of {local_start:%Y-%m-%d} – {local_end - timedelta(days=1):%Y-%m-%d} for "
         "Spoorweg Noord (a Dutch railway) and Kettle & Co (an English web shop).\n"
         "Alerts render on the console exactly as they would go to Slack. Time is simulated.\n"
     )
@@ -101,9 +103,11 @@ async def _run(workdir: Path, out: Console, demo_dir: Path) -> int:
             if not outcome.more:
                 break
         # Let the last group intervals and the last buckets close, as a live daemon would.
-        for _ in range(4):
+        for _ in range(10):
             clock.advance(config.settings.alerts.group_interval + 60)
             await runtime.process()
+            if not runtime.delivery.pending():
+                break
         _summary(runtime, out)
         html = await asyncio.to_thread(_digest, runtime, week_start, week_end, workdir)
         if html is not None:

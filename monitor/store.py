@@ -24,8 +24,9 @@ __all__ = ["StoreStats", "content_hash", "load_cursor", "save_cursor", "store_me
 
 #: Texts shorter than this are too generic ("thanks!") to link as copies of each other.
 MIN_DUPLICATE_CHARS = 40
-#: How far back a syndicated copy is linked to its original.
-DUPLICATE_WINDOW = timedelta(days=3)
+#: How far back a copy is linked to its original: syndicated news and copy-paste waves come
+#: within hours; the same sentence days apart is more likely two people.
+DUPLICATE_WINDOW = timedelta(hours=12)
 _URLS = re.compile(r"https?://\S+")
 _RT_PREFIX = re.compile(r"^(rt\s+@[\w.]+:?\s*)+", re.IGNORECASE)
 _NON_WORD = re.compile(r"[\W_]+")
