@@ -15,7 +15,26 @@ _URL = re.compile(r"https?://\S+|www\.\S+")
 
 #: Dutch and English function words, plus social-media noise. Brand names are excluded per call.
 STOP_WORDS = frozenset(
-    ["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "aren't", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "can't", "cannot", "could", "couldn't", "did", "didn't", "do", "does", "doesn't", "doing", "don't", "down", "during", "each", "few", "for", "from", "further", "had", "hadn't", "has", "hasn't", "have", "haven't", "having", "he", "he'd", "he'll", "he's", "her", "here", "here's", "hers", "herself", "him", "himself", "his", "how", "how's", "i", "i'd", "i'll", "i'm", "i've", "if", "in", "into", "is", "isn't", "it", "it's", "its", "itself", "let's", "me", "more", "most", "mustn't", "my", "myself", "no", "nor", "not", "of", "off", "on", "once", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over", "own", "same", "shan't", "she", "she'd", "she'll", "she's", "should", "shouldn't", "so", "some", "such", "than", "that", "that's", "the", "their", "theirs", "them", "themselves", "then", "there", "there's", "these", "they", "they'd", "they'll", "they're", "they've", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "wasn't", "we", "we'd", "we'll", "we're", "we've", "were", "weren't", "what", "what's", "when", "when's", "where", "where's", "which", "while", "who", "who's", "whom", "why", "why's", "with", "won't", "would", "wouldn't", "you", "you'd", "you'll", "you're", "you've", "your", "yours", "yourself", "yourselves", "just", "get", "got", "like", "really", "now", "still", "also", "even", "one", "two", "will", "amp", "rt", "via", "im", "dont", "cant", "ive", "youre", "thats", "u", "ur", "lol", "omg", "yes", "yeah", "ok", "okay", "pls", "please", "thanks", "thank", "gonna", "wanna", "de", "het", "een", "en", "van", "ik", "te", "dat", "die", "in", "is", "je", "niet", "er", "zijn", "op", "aan", "met", "als", "voor", "had", "maar", "om", "hem", "dan", "zou", "of", "wat", "mijn", "men", "dit", "zo", "door", "over", "ze", "zich", "bij", "ook", "tot", "je", "mij", "uit", "der", "daar", "haar", "naar", "heb", "hoe", "heeft", "hebben", "deze", "u", "want", "nog", "zal", "me", "zij", "nu", "ge", "geen", "omdat", "iets", "worden", "toch", "al", "waren", "veel", "meer", "doen", "toen", "moet", "ben", "zonder", "kan", "hun", "dus", "alles", "onder", "ja", "eens", "hier", "wie", "werd", "altijd", "doch", "wordt", "wezen", "kunnen", "ons", "zelf", "tegen", "na", "reeds", "wil", "kon", "niets", "uw", "iemand", "geweest", "andere", "we", "wij", "jullie", "jij", "hij", "mijn", "wel", "weer", "gaat", "gaan", "even", "echt", "heel", "nee", "nou", "hoor", "alweer", "gewoon", "zeer", "nog", "steeds", "waarom", "wanneer", "waar", "sinds", "vandaag", "gisteren", "morgen", "gisteravond"]
+    """
+    a about above after again against all am an and any are aren't as at be because been before being
+    below between both but by can can't cannot could couldn't did didn't do does doesn't doing don't
+    down during each few for from further had hadn't has hasn't have haven't having he he'd he'll he's
+    her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into is isn't it
+    it's its itself let's me more most mustn't my myself no nor not of off on once only or other ought
+    our ours ourselves out over own same shan't she she'd she'll she's should shouldn't so some such
+    than that that's the their theirs them themselves then there there's these they they'd they'll
+    they're they've this those through to too under until up very was wasn't we we'd we'll we're we've
+    were weren't what what's when when's where where's which while who who's whom why why's with won't
+    would wouldn't you you'd you'll you're you've your yours yourself yourselves just get got like
+    really now still also even one two will amp rt via im dont cant ive youre thats u ur lol omg yes
+    yeah ok okay pls please thanks thank gonna wanna de het een en van ik te dat die in is je niet er
+    zijn op aan met als voor had maar om hem dan zou of wat mijn men dit zo door over ze zich bij ook
+    tot je mij uit der daar haar naar heb hoe heeft hebben deze u want nog zal me zij nu ge geen omdat
+    iets worden toch al waren veel meer doen toen moet ben zonder kan hun dus alles onder ja eens hier
+    wie werd altijd doch wordt wezen kunnen ons zelf tegen na reeds wil kon niets uw iemand geweest
+    andere we wij jullie jij hij mijn wel weer gaat gaan even echt heel nee nou hoor alweer gewoon zeer
+    nog steeds waarom wanneer waar sinds vandaag gisteren morgen gisteravond
+    """.split()
 )
 
 

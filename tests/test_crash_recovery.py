@@ -90,7 +90,7 @@ def _counts(db_url: str) -> tuple[int, int, int]:
                 select(func.count()).where(models.Alert.status.in_(("pending", "sending")))
             ).scalar_one()
         return mentions, sent, todo
-    except Exception:  # noqa: BLE001 - the schema may not exist yet while the daemon starts
+    except Exception:
         return 0, 0, 0
     finally:
         engine.dispose()

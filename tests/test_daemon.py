@@ -63,7 +63,7 @@ async def test_health_metrics_reload_and_shutdown(tmp_path: Path) -> None:
         # A valid edit is applied without restart: a new brand appears.
         cfg.write_text(good.replace("brands:\n", 'brands:\n  - name: Newco\n    keywords: ["newco"]\n'), encoding="utf-8")
         assert await daemon.reload("test") is True
-        assert [b.name for b in runtime.settings.brands][0] == "Newco"
+        assert next(b.name for b in runtime.settings.brands) == "Newco"
         assert "replay" in runtime.coordinators
     finally:
         started = time.monotonic()

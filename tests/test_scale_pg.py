@@ -99,7 +99,7 @@ def _state(url: str) -> dict[str, int]:
                 ).scalar_one(),
                 "sent": conn.execute(select(func.count()).where(models.Alert.status == "sent")).scalar_one(),
             }
-    except Exception:  # noqa: BLE001 - the schema may not exist yet
+    except Exception:
         return {"mentions": 0, "pending": 0, "unruled": 0, "outbox": 0, "sent": 0}
     finally:
         engine.dispose()
