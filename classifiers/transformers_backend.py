@@ -1,0 +1,228 @@
+"""Any Hugging Face sequence-classification model as a repmon classifier (``transformers:<id or dir>``).
+
+torch and transformers are imported only when such a classifier is built, so the rest of repmon
+never loads them. Texts are sorted by length and batched with dynamic padding (short tweets do not
+pay for a long review in the same batch), and results are put back in input order. On a GPU the
+model runs in bfloat16 (float16 where bf16 is unsupported); on the CPU in float32 with a bounded
+number of threads.
+
+The model's labels (``config.id2label``) are mapped onto negative/neutral/positive — by name
+(``negative``, ``NEG``, ``2 stars`` …) or, for anonymous ``LABEL_0..2``, in that order — or by an
+explicit ``label_map``. A label mapped to ``complaint`` gives the complaint probability; a model
+without one gets the complaint probability of the lexicon baseline's cue model, so every
+:class:`~classifiers.base.Scores` is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifiers.base import LABELS, ClassifierError, Scores, SentimentLabel
+from classifiers.langid import LanguageDetector
+from classifiers.lexicon import LexiconClassifier, resolve_languages, validate_batch
+
+__all__ = ["TransformersClassifier", "infer_label_map"]
+
+_TARGETS = frozenset({*LABELS, "complaint", "ignore"})
+#: Characters kept before tokenising: the tokenizer truncates to ``max_length`` tokens anyway, and
+#: cutting first keeps a megabyte-long post from costing a megabyte of tokenisation.
+_MAX_CHARS = 10_000
+
+
+def _name_to_target(name: str) -> str | None:
+    low = name.strip().lower()
+    stars = re.fullmatch(r"([1-5])\s*stars?", low)
+    if stars:
+        n = int(stars.group(1))
+        return "negative" if n <= 2 else "neutral" if n == 3 else "positive"
+    for prefix, target in (("neg", "negative"), ("neu", "neutral"), ("pos", "positive")):
+        if low.startswith(prefix):
+            return target
+    if low in {"complaint", "complaints", "klacht"}:
+        return "complaint"
+    if low in {"not_complaint", "no_complaint", "non_complaint", "not complaint", "geen_klacht"}:
+        return "ignore"
+    return None
+
+
+def infer_label_map(id2label: Mapping[int, str]) -> dict[str, str]:
+    """Map a model's label names onto negative/neutral/positive/complaint/ignore.
+
+    Named labels are recognised by name; three anonymous labels (``LABEL_0..2``) are taken to be
+    negative, neutral, positive (the convention of the common three-way sentiment models). Anything
+    else must be mapped explicitly: :class:`ClassifierError`.
+    """
+    names = [id2label[i] for i in sorted(id2label)]
+    mapping = {name: _name_to_target(name) for name in names}
+    if all(re.fullmatch(r"LABEL_\d+", n) for n in names) and len(names) == 3:
+        return dict(zip(names, LABELS, strict=True))
+    unknown = [n for n, t in mapping.items() if t is None]
+    if unknown:
+        raise ClassifierError(
+            f"cannot tell what the model's labels {unknown} mean; pass label_map={{label: "
+            "'negative'|'neutral'|'positive'|'complaint'|'ignore'}}"
+        )
+    return {n: t for n, t in mapping.items() if t is not None}
+
+
+class TransformersClassifier:
+    """A Hugging Face sequence-classification model from a hub id or a local directory."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        batch_size: int = 32,
+        max_length: int = 256,
+        label_map: Mapping[str, str] | None = None,
+        dtype: str = "auto",
+        revision: str | None = None,
+        local_files_only: bool | None = None,
+        detector: LanguageDetector | None = None,
+    ) -> None:
+        if batch_size < 1 or max_length < 8:
+            raise ClassifierError("batch_size must be ≥ 1 and max_length ≥ 8")
+        try:
+            import torch
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        except ImportError as exc:
+            raise ClassifierError(
+                "the transformers backend needs 'torch' and 'transformers' installed"
+            ) from exc
+        self._torch = torch
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.device = self._pick_device(device)
+        if self.device.type == "cpu":
+            from classifiers.embedded import default_threads
+
+            torch.set_num_threads(threads or default_threads())  # process-wide in torch
+        is_local = Path(model).expanduser().is_dir()
+        offline = local_files_only if local_files_only is not None else (
+            is_local or os.environ.get("HF_HUB_OFFLINE", "") not in {"", "0"}
+        )  # fmt: skip
+        source = str(Path(model).expanduser()) if is_local else model
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                source, revision=revision, local_files_only=offline
+            )
+            net = AutoModelForSequenceClassification.from_pretrained(
+                source, revision=revision, local_files_only=offline
+            )
+        except (OSError, ValueError) as exc:
+            raise ClassifierError(f"cannot load model {model!r}: {exc}") from exc
+        torch_dtype = self._pick_dtype(dtype)
+        self.model = net.to(device=self.device, dtype=torch_dtype).eval()
+        config = net.config
+        self.multi_label = getattr(config, "problem_type", None) == "multi_label_classification"
+        id2label = {int(k): str(v) for k, v in config.id2label.items()}
+        mapping = dict(label_map) if label_map is not None else infer_label_map(id2label)
+        bad = {v for v in mapping.values() if v not in _TARGETS}
+        if bad:
+            raise ClassifierError(f"label_map targets must be one of {sorted(_TARGETS)}, not {sorted(bad)}")
+        missing = [name for name in id2label.values() if name not in mapping]
+        if missing:
+            raise ClassifierError(f"label_map does not say what {missing} mean")
+        # column index lists per target
+        self._columns: dict[str, list[int]] = {t: [] for t in _TARGETS}
+        for idx, name in sorted(id2label.items()):
+            self._columns[mapping[name]].append(idx)
+        if not any(self._columns[label] for label in LABELS):
+            raise ClassifierError("none of the model's labels is a sentiment label")
+        self._fallback = None if self._columns["complaint"] else LexiconClassifier()
+        self.detector = detector or LanguageDetector()
+        commit = getattr(config, "_commit_hash", None)
+        name = Path(source).name if is_local else model
+        self.model_id = f"hf:{name}@{(commit or revision or 'local')[:12]}"
+
+    def _pick_device(self, device: str) -> Any:
+        torch = self._torch
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            dev = torch.device(device)
+        except RuntimeError as exc:
+            raise ClassifierError(f"unknown device {device!r}") from exc
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ClassifierError(f"device {device!r} requested but CUDA is not available")
+        return dev
+
+    def _pick_dtype(self, dtype: str) -> Any:
+        torch = self._torch
+        if dtype == "auto":
+            if self.device.type == "cuda":
+                return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.float32
+        choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        if dtype not in choices:
+            raise ClassifierError(f"dtype must be auto, float32, bfloat16 or float16, not {dtype!r}")
+        return choices[dtype]
+
+    def _probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Model probabilities per label column for ``texts`` (length-sorted batches, input order out)."""
+        torch = self._torch
+        n_labels = int(self.model.config.num_labels)
+        out = np.zeros((len(texts), n_labels), dtype=np.float64)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                enc = self.tokenizer(
+                    [texts[i][:_MAX_CHARS] for i in idx],
+                    padding=True,  # to the longest in this batch only
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                logits = self.model(**enc).logits.float()
+                probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+                out[idx] = probs.cpu().numpy()
+        return out
+
+    def classify(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[Scores]:
+        """Score ``texts``; one :class:`Scores` per text, same order."""
+        validate_batch(texts, languages)
+        if not texts:
+            return []
+        try:
+            probs = self._probabilities(texts)
+            langs = resolve_languages(texts, languages, self.detector)
+            complaint_cols = self._columns["complaint"]
+            if complaint_cols:
+                complaint = probs[:, complaint_cols].sum(axis=1)
+                if not self.multi_label:  # share among the non-ignored labels
+                    complaint = complaint / np.clip(probs.sum(axis=1), 1e-12, None)
+            else:
+                assert self._fallback is not None
+                complaint = np.array([s.complaint for s in self._fallback.classify(texts, langs)])
+            sent = np.stack([probs[:, self._columns[label]].sum(axis=1) for label in LABELS], axis=1)
+            sent = sent / np.clip(sent.sum(axis=1, keepdims=True), 1e-12, None)
+        except ClassifierError:
+            raise
+        except Exception as exc:  # CUDA OOM, tokenizer errors …: never a silent 'neutral'
+            raise ClassifierError(f"transformers scoring failed: {exc!r}") from exc
+        if not np.all(np.isfinite(sent)):
+            raise ClassifierError("the model produced non-finite probabilities")
+        results = []
+        for i, lang in enumerate(langs):
+            label: SentimentLabel = LABELS[int(np.argmax(sent[i]))]
+            results.append(
+                Scores(
+                    sentiment=label,
+                    p_negative=float(sent[i, 0]),
+                    p_neutral=float(sent[i, 1]),
+                    p_positive=float(sent[i, 2]),
+                    complaint=float(np.clip(complaint[i], 0.0, 1.0)),
+                    language=lang,
+                    model=self.model_id,
+                )
+            )
+        return results

@@ -1,0 +1,187 @@
+"""Training the heads: deterministic, round-trips through .npz, drives the embedded classifier."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifiers.base import ClassifierError
+from classifiers.embedded import EmbeddedClassifier
+from classifiers.features import FeatureExtractor, SparseRows
+from classifiers.heads import HeadSet, fit_logistic
+from classifiers.lexicon import LexiconAnalyzer
+from classifiers.train import TrainConfig, load_examples, pick_praise_threshold, train_heads
+
+
+class HashEncoder:
+    """A stand-in sentence encoder: bag of hashed words, L2-normalised. Deterministic and instant."""
+
+    name = "hash-test"
+    dim = 32
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in t.lower().split():
+                out[i, zlib.crc32(w.encode()) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+
+POS = [
+    "thanks a lot, great help",
+    "love this service",
+    "bedankt, top geregeld",
+    "super fijn, dank je",
+    "great, thanks!",
+]
+NEG = [
+    "worst service ever",
+    "terrible, still broken",
+    "slechte service, belachelijk",
+    "waardeloos, kapot",
+    "awful",
+]
+NEU = [
+    "my order number is 123",
+    "what time do you open",
+    "hoe laat gaan jullie open",
+    "ik heb een vraag",
+    "hello",
+]
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> LexiconAnalyzer:
+    return LexiconAnalyzer()
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> dict[str, Path]:
+    sentiment = tmp_path / "sentiment.jsonl"
+    rows = [
+        {"text": t, "label": lab}
+        for lab, ts in (("positive", POS), ("negative", NEG), ("neutral", NEU))
+        for t in ts
+    ]
+    sentiment.write_text("".join(json.dumps(r) + "\n" for r in rows * 2))
+    complaints = tmp_path / "complaints.jsonl"
+    crows = []
+    for dom in ("rail", "shop", "telecom"):
+        crows += [
+            {"text": f"@{dom} still waiting for my refund", "complaint": 1, "severity": 2, "domain": dom},
+            {
+                "text": f"@{dom} nog steeds geen reactie, belachelijk",
+                "complaint": 1,
+                "severity": 3,
+                "domain": dom,
+            },
+            {"text": f"@{dom} thanks for the help", "complaint": 0, "severity": 0, "domain": dom},
+            {"text": f"@{dom} what time do you open", "complaint": 0, "severity": 0, "domain": dom},
+        ]
+    complaints.write_text("".join(json.dumps(r) + "\n" for r in crows))
+    feedback = tmp_path / "feedback.jsonl"
+    feedback.write_text(
+        json.dumps({"text": "great, another delay", "label": "negative", "source": "feedback"}) + "\n"
+    )
+    return {"sentiment": sentiment, "complaints": complaints, "feedback": feedback}
+
+
+def _train(files: dict[str, Path], out: Path, analyzer: LexiconAnalyzer, seed: int = 0) -> HeadSet:
+    ext = FeatureExtractor(HashEncoder(), analyzer, buckets=1 << 12)
+    return train_heads(
+        [files["sentiment"]], [files["complaints"]], [files["feedback"]], seed=seed, out=out,
+        config=TrainConfig(max_iter=60, threshold_folds=2), progress=False, extractor=ext,
+    )  # fmt: skip
+
+
+def test_training_is_deterministic_and_round_trips(
+    files: dict[str, Path], tmp_path: Path, analyzer: LexiconAnalyzer
+) -> None:
+    a = _train(files, tmp_path / "a.npz", analyzer)
+    b = _train(files, tmp_path / "b.npz", analyzer)
+    assert a.digest == b.digest
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    loaded = HeadSet.load(tmp_path / "a.npz")
+    assert loaded.digest == a.digest
+    assert loaded.meta["encoder"] == "hash-test"
+    assert loaded.meta["examples"] == {"sentiment": 31, "complaint": 12, "severity": 6}
+    assert set(loaded.meta["thresholds"]) == {"praise", "complaint"}
+    assert [f["kind"] for f in loaded.meta["training_files"]] == ["sentiment", "complaints", "feedback"]
+    assert (tmp_path / "a.npz").stat().st_size < 5_000_000
+
+
+def test_trained_heads_drive_the_embedded_classifier(
+    files: dict[str, Path], tmp_path: Path, analyzer: LexiconAnalyzer
+) -> None:
+    _train(files, tmp_path / "h.npz", analyzer)
+    clf = EmbeddedClassifier(tmp_path / "h.npz", encoder=HashEncoder(), analyzer=analyzer, batch_size=2)
+    texts = [
+        "love this service, thanks",
+        "worst service ever, still broken",
+        "",
+        "what time do you open " * 5000,
+    ]
+    scores = clf.classify(texts, ["en", "en", None, None])
+    assert [s.sentiment for s in scores[:2]] == ["positive", "negative"]
+    assert scores[1].complaint > scores[0].complaint
+    for s in scores:
+        assert s.p_negative + s.p_neutral + s.p_positive == pytest.approx(1.0, abs=1e-6)
+        assert s.model == clf.model_id and clf.model_id.startswith("embedded-hash-test@1-")
+        assert s.severity is not None and 0 <= s.severity <= 4
+    # order is preserved across batch boundaries
+    one_by_one = [clf.classify([t], [None])[0].p_positive for t in texts[:3]]
+    assert [s.p_positive for s in scores[:3]] == pytest.approx(one_by_one)
+    assert clf.classify([], []) == []
+
+
+def test_head_file_for_another_encoder_is_refused(
+    files: dict[str, Path], tmp_path: Path, analyzer: LexiconAnalyzer
+) -> None:
+    _train(files, tmp_path / "h.npz", analyzer)
+
+    class Other(HashEncoder):
+        name = "other"
+
+    with pytest.raises(ClassifierError, match="trained on encoder"):
+        EmbeddedClassifier(tmp_path / "h.npz", encoder=Other(), analyzer=analyzer)
+    with pytest.raises(ClassifierError):
+        EmbeddedClassifier(tmp_path / "missing.npz", encoder=HashEncoder(), analyzer=analyzer)
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"not a zip")
+    with pytest.raises(ClassifierError):
+        EmbeddedClassifier(corrupt, encoder=HashEncoder(), analyzer=analyzer)
+
+
+def test_bad_training_rows_name_file_and_line(tmp_path: Path) -> None:
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"text": "ok", "label": "positive"}\n{"text": "x", "label": "great"}\n')
+    with pytest.raises(ClassifierError, match=r"bad\.jsonl:2"):
+        load_examples(f, kind="sentiment")
+
+
+def test_logistic_regression_matches_a_known_solution() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = (x @ np.array([2.0, -1.0, 0.0]) + 0.5 > 0).astype(int)
+    w, b = fit_logistic(x, y, 2, c=100.0)
+    acc = np.mean(((x @ w[:, 0] + b[0]) > 0) == y)
+    assert acc > 0.97 and w[0, 0] > 0 > w[1, 0]
+    sparse = SparseRows.from_dicts([{0: 1.0}, {1: 1.0}, {}, {0: 2.0, 1: 1.0}], 2)
+    last = np.log1p([2.0, 1.0]) / np.linalg.norm(np.log1p([2.0, 1.0]))  # log1p counts, L2-normalised
+    dense = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], last])
+    np.testing.assert_allclose(sparse.matmul(np.eye(2)), dense, rtol=1e-6)
+    np.testing.assert_allclose(sparse.rmatmul(np.ones((4, 1))).ravel(), sparse.matmul(np.eye(2)).sum(axis=0))
+
+
+def test_praise_threshold_is_the_lowest_with_the_precision() -> None:
+    p = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.5])
+    y = np.array([1, 1, 1, 0, 1, 0], dtype=bool)
+    assert pick_praise_threshold(p, y, 0.9) == (0.8, 0.75)
+    assert pick_praise_threshold(p, y, 0.8) == (0.6, 1.0)
+    assert pick_praise_threshold(p, ~y, 0.9) == (1.0, 0.0)
