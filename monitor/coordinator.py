@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from config.settings import Settings, SourceSettings
 from monitor import models
@@ -91,11 +92,11 @@ class SourceCoordinator:
         self.disabled: str | None = None
         self.next_poll_at: datetime | None = None
         self._health_ready = False
+        self._storage_failing = False
 
     def _ensure_health_row(self) -> None:
         if self._health_ready:
             return
-        self._health_ready = True
         with self.db.session() as session:
             row = session.get(models.SourceHealth, self.name)
             if row is None:
@@ -105,6 +106,7 @@ class SourceCoordinator:
                 # A source disabled for bad credentials stays off until the configuration is reloaded
                 # (new credentials); a restart re-tries once so fixed env vars are picked up.
                 row.disabled_reason = None
+        self._health_ready = True  # only once the row is committed (the database may be down)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -181,9 +183,38 @@ class SourceCoordinator:
     async def poll_once(self) -> PollOutcome:
         """Poll once, store what came back with the new cursor, update health; never raises.
 
-        Database work runs in a worker thread so the event loop keeps serving other sources.
+        Database work runs in a worker thread so the event loop keeps serving other sources. When
+        the database fails (unreachable, locked, full) nothing of the poll is kept and the cursor
+        stays, so the same items are fetched again on the next try.
         """
-        now = self.clock.now()
+        try:
+            outcome = await self._poll(self.clock.now())
+        except SQLAlchemyError as exc:
+            return self._storage_failed(exc)
+        if self._storage_failing:
+            self._storage_failing = False
+            log.info("source %s: the database accepts its polls again", self.name)
+        return outcome
+
+    def _storage_failed(self, exc: SQLAlchemyError) -> PollOutcome:
+        """Count a poll the database refused and retry at the regular interval (not the source's fault)."""
+        self.metrics.polls.labels(self.name, "error").inc()
+        self.metrics.source_errors.labels(self.name, "storage").inc()
+        problem: BaseException = getattr(exc, "orig", None) or exc
+        detail = f"{type(problem).__name__}: {str(problem).strip().splitlines()[0] if str(problem).strip() else ''}"
+        wait = self.interval_delay()
+        if not self._storage_failing:
+            self._storage_failing = True
+            log.error(
+                "source %s: the database refused this poll (%s); nothing stored, cursor unchanged; "
+                "retrying every %.0fs",
+                self.name,
+                detail[:300],
+                wait,
+            )
+        return PollOutcome(self.name, ok=False, error=f"storage: {detail[:300]}", delay=wait)
+
+    async def _poll(self, now: datetime) -> PollOutcome:
         cursor = await asyncio.to_thread(self._prepare, now)
         if cursor is None:
             return PollOutcome(

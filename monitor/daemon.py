@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from classifiers.base import ClassifierError
 from config.loader import ConfigError, LoadedConfig, load_config
@@ -157,15 +158,25 @@ class Daemon:
     async def _process_loop(self) -> None:
         rt = self.runtime
         interval = rt.settings.daemon.classify_interval
+        failing = False
         while not self.stop.is_set():
             try:
                 busy = await self._process_step()
+                await asyncio.to_thread(self._update_gauges)
             except ClassifierError:
                 busy = False
             except Exception:
-                log.exception("processing step failed; retrying")
+                # Logged when it starts failing (e.g. the database is down), not every second.
+                if not failing:
+                    log.exception("processing step failed; retrying every %.1fs", interval)
+                else:
+                    log.debug("processing step still failing", exc_info=True)
+                failing = True
                 busy = False
-            await asyncio.to_thread(self._update_gauges)
+            else:
+                if failing:
+                    log.info("processing works again")
+                    failing = False
             if not busy:
                 await _sleep_or_stop(rt.clock, interval, self.stop)
 
@@ -228,7 +239,17 @@ class Daemon:
         return runner
 
     async def _healthz(self, _request: web.Request) -> web.Response:
-        report = await asyncio.to_thread(health_report, self.runtime)
+        try:
+            report = await asyncio.to_thread(health_report, self.runtime)
+        except SQLAlchemyError as exc:
+            # The daemon is alive but cannot reach its database: say so (503), not a bare 500.
+            problem = type(getattr(exc, "orig", None) or exc).__name__
+            down = {
+                "status": "down",
+                "daemon": self.runtime.owner,
+                "error": f"database unreachable ({problem})",
+            }
+            return web.json_response(down, status=503)
         status = 200 if report["status"] == "ok" else 503
         return web.json_response(report, status=status)
 

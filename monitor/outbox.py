@@ -180,6 +180,8 @@ class DeliveryStage:
         self.metrics = metrics
         self.owner = owner
         self.owner_ttl = owner_ttl
+        #: After a rate limit (429 + Retry-After) nothing is sent to the receiver until then.
+        self.paused_until: datetime | None = None
 
     async def reconcile(self) -> int:
         """Settle rows left ``sending`` by a crash: found at the receiver → sent, else per policy."""
@@ -237,11 +239,26 @@ class DeliveryStage:
     async def run_batch(self) -> int:
         """Deliver what is due; returns the number of alerts sent."""
         now = self.clock.now()
+        if self.paused_until is not None and now < self.paused_until:
+            return 0
         batches = await asyncio.to_thread(self._claim, now)
         sent = 0
-        for rows in batches:
+        for index, rows in enumerate(batches):
+            if self.paused_until is not None and self.clock.now() < self.paused_until:
+                # Rate limited while sending this round: the rest waits, unsent, without an attempt.
+                rest = [row.id for batch in batches[index:] for row in batch]
+                await asyncio.to_thread(self._release, rest, self.paused_until)
+                break
             sent += await self._deliver(rows)
         return sent
+
+    def _release(self, ids: list[int], until: datetime) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(models.Alert)
+                .where(models.Alert.id.in_(ids), models.Alert.status == "sending")
+                .values(status="pending", sending_at=None, sending_by=None, next_attempt_at=until)
+            )
 
     async def drain(self, max_rounds: int = 1000) -> int:
         """Deliver until nothing is due now (burst mode)."""
@@ -297,7 +314,7 @@ class DeliveryStage:
                 if reason is not None:
                     row.status = "suppressed"
                     row.status_reason = reason
-                    self.metrics.alerts_suppressed.labels(reason.split(" ")[0]).inc()
+                    self.metrics.alerts_suppressed.labels(reason.split(" ")[0].rstrip(":")).inc()
                     log.info("alert %s suppressed: %s", row.key, reason)
                     continue
                 quiet = self._quiet(row.channel)
@@ -392,6 +409,8 @@ class DeliveryStage:
         try:
             receipt = await self.notifier.send(notification)
         except DeliveryError as exc:
+            if exc.retryable and exc.retry_after is not None:
+                self.paused_until = now + timedelta(seconds=exc.retry_after)
             await asyncio.to_thread(self._failed, rows, exc, now)
             return 0
         await asyncio.to_thread(self._record_sent, rows, receipt, now)
@@ -443,7 +462,10 @@ class DeliveryStage:
                 fresh.attempts += 1
                 fresh.last_error = str(exc)[:1000]
                 fresh.sending_at = None
-                if exc.retryable and fresh.attempts < self.settings.alerts.max_attempts:
+                # A rate limit is the receiver saying when to come back, not a failure of ours: it
+                # never uses up max_attempts (a long 429 stretch must not park alerts as failed).
+                rate_limited = exc.retry_after is not None
+                if exc.retryable and (rate_limited or fresh.attempts < self.settings.alerts.max_attempts):
                     delay = (
                         exc.retry_after
                         if exc.retry_after is not None

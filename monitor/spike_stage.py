@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from alerts.spikes import SpikeDetector, SpikeEvent, SpikeSettings
@@ -27,6 +27,8 @@ __all__ = ["SpikeStage", "floor_bucket"]
 
 log = logging.getLogger("repmon.spikes")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Transaction advisory lock key: one daemon at a time runs spike detection on PostgreSQL.
+_SPIKE_LOCK = 0x72706D73  # "rpms"
 
 
 def floor_bucket(ts: datetime, seconds: float) -> datetime:
@@ -54,6 +56,8 @@ class SpikeStage:
         self.detector_settings = detector_settings or SpikeSettings(bucket_seconds=bucket)
         self.bucket = timedelta(seconds=self.detector_settings.bucket_seconds)
         self._detectors: dict[tuple[str, str], SpikeDetector] = {}
+        #: The last bucket each cached detector was fed (compared with the stored progress).
+        self._fed: dict[tuple[str, str], datetime] = {}
 
     def watermark(self, session: Session) -> datetime | None:
         """End of the last closed bucket: nothing earlier can still change."""
@@ -79,6 +83,14 @@ class SpikeStage:
             return 0
         events = 0
         with self.db.session() as session:
+            locked = (
+                not self.db.is_postgres
+                or session.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _SPIKE_LOCK}
+                ).scalar()
+            )
+            if not locked:
+                return 0  # another daemon is running spike detection right now (one at a time)
             mark = self.watermark(session)
             if mark is None:
                 return 0
@@ -92,6 +104,10 @@ class SpikeStage:
     def _advance(self, session: Session, brand: str, metric: str, mark: datetime) -> int:
         progress = session.get(models.SpikeProgress, (brand, metric))
         detector = self._detectors.get((brand, metric))
+        if progress is not None and self._fed.get((brand, metric)) != progress.last_bucket:
+            # The cached detector is not where the stored progress is: its last transaction rolled
+            # back, or another daemon went on. Rebuild it rather than feed buckets twice or skip some.
+            detector = None
         if progress is None:
             first = session.execute(
                 select(func.min(models.MentionBrand.created_at)).where(models.MentionBrand.brand == brand)
@@ -107,12 +123,14 @@ class SpikeStage:
         if detector is None:
             detector = self._rebuild(session, brand, metric, progress.last_bucket)
             self._detectors[(brand, metric)] = detector
+            self._fed[(brand, metric)] = progress.last_bucket
         start = progress.last_bucket + self.bucket
         if start >= mark:
             return 0
         counts = self._counts(session, brand, metric, start, mark)
         events = 0
         bucket = start
+        self._fed.pop((brand, metric), None)  # unknown until these buckets are fed and stored
         while bucket < mark:
             event = detector.update(bucket, counts.get(bucket, 0))
             if event is not None:
@@ -120,6 +138,7 @@ class SpikeStage:
                 self._handle(session, brand, metric, event, bucket)
             bucket += self.bucket
         progress.last_bucket = mark - self.bucket
+        self._fed[(brand, metric)] = progress.last_bucket
         self._maybe_repeat(session, brand, metric)
         return events
 

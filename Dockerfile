@@ -1,0 +1,35 @@
+# repmon daemon image. Build: docker build -t repmon .   Run with compose.yaml (PostgreSQL 15).
+# Secrets (Slack tokens, source credentials, the database password) come from the environment at
+# run time; none is baked into the image. The configuration is mounted at /etc/repmon/repmon.yaml.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    REPMON_CONFIG=/etc/repmon/repmon.yaml
+
+WORKDIR /src
+COPY pyproject.toml constraints.txt README.md ./
+COPY monitor ./monitor
+COPY sources ./sources
+COPY classifiers ./classifiers
+COPY alerts ./alerts
+COPY config ./config
+# constraints.txt keeps torch (if anything pulls it in) on the CPU build and pins the rest.
+RUN pip install -c constraints.txt '.[postgres]' \
+ && rm -rf /src
+
+RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/repmon repmon \
+ && mkdir -p /etc/repmon
+USER repmon
+WORKDIR /var/lib/repmon
+
+# /healthz and /metrics (daemon.health_host must be 0.0.0.0 in the mounted configuration).
+EXPOSE 9464
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9464/healthz', timeout=4)"]
+
+# SIGTERM (docker stop) finishes in-flight work within daemon.shutdown_timeout.
+STOPSIGNAL SIGTERM
+CMD ["repmon", "run", "--config", "/etc/repmon/repmon.yaml"]
