@@ -69,7 +69,6 @@ MAX_BACKGROUND_TEXTS = 5000
 BACKGROUND_DAYS = 28
 
 
-
 def change_pct(current: float, previous: float) -> float | None:
     """Relative change in percent, or None when there is nothing to compare with."""
     if previous <= 0:

@@ -23,7 +23,8 @@ class CapturingNotifier:
     def fail_next(self, count: int = 1, *, retryable: bool = True, retry_after: float | None = None) -> None:
         """Make the next ``count`` sends fail."""
         self._failures.extend(
-            DeliveryError("receiver down (test)", retryable=retryable, retry_after=retry_after) for _ in range(count)
+            DeliveryError("receiver down (test)", retryable=retryable, retry_after=retry_after)
+            for _ in range(count)
         )
 
     async def send(self, notification: Notification) -> DeliveryReceipt:

@@ -45,8 +45,32 @@ PRODUCTS = ("app", "pas", "abonnement", "bezorging", "winkel", "kaart", "account
 LANGS = ("nl", "nl", "nl", "en", "en", "de", "nl-BE")
 SOURCES = ("twitter", "twitter", "twitter", "reddit", "mastodon", "trustpilot", "news")
 EMOJI = ("😡", "🙏", "👍🏽", "😂", "🚆", "❤️", "🤬", "🇳🇱")
-SYLLABLES = ("ka", "lo", "mi", "ze", "ro", "van", "ber", "dal", "tu", "vo", "rin", "sta", "pe", "qui", "xo",
-             "nel", "dor", "fa", "gri", "hu", "jo", "wel", "cé", "ö")
+SYLLABLES = (
+    "ka",
+    "lo",
+    "mi",
+    "ze",
+    "ro",
+    "van",
+    "ber",
+    "dal",
+    "tu",
+    "vo",
+    "rin",
+    "sta",
+    "pe",
+    "qui",
+    "xo",
+    "nel",
+    "dor",
+    "fa",
+    "gri",
+    "hu",
+    "jo",
+    "wel",
+    "cé",
+    "ö",
+)
 FILLER_SYLLABLES = ("ba", "sen", "op", "ter", "ling", "mo", "ek", "tri", "as", "uur", "pol", "ge", "ni")
 
 
@@ -79,13 +103,15 @@ def make_brands(rng: random.Random, count: int) -> list[BrandRule]:
         if i % 250 == 7:
             query = f"url:/{name}/ OR {query}"  # unindexable: checked on every post
         keywords = (name, f"{name} klantenservice", f"#{name}", f"@{name}_nl", f"{name}*")
-        rules.append(BrandRule(
-            name=name,
-            keywords=keywords[: 3 + i % 3],
-            query=query,
-            exclude=(f'"{name} 2000"', f"author:spam{i}"),
-            fold_diacritics=i % 10 != 3,
-        ))
+        rules.append(
+            BrandRule(
+                name=name,
+                keywords=keywords[: 3 + i % 3],
+                query=query,
+                exclude=(f'"{name} 2000"', f"author:spam{i}"),
+                fold_diacritics=i % 10 != 3,
+            )
+        )
     return rules
 
 
@@ -96,11 +122,22 @@ def make_posts(rng: random.Random, rules: list[BrandRule], count: int) -> list[D
     tail = [pseudo_word(rng, rng.choice((2, 3, 4)), FILLER_SYLLABLES) for _ in range(5000)]
     posts = []
     for _ in range(count):
-        words = [rng.choice(COMMON) if rng.random() < 0.8 else rng.choice(tail) for _ in range(rng.randint(6, 28))]
+        words = [
+            rng.choice(COMMON) if rng.random() < 0.8 else rng.choice(tail) for _ in range(rng.randint(6, 28))
+        ]
         if rng.random() < 0.25:
             name = rng.choice(names)
-            mention = rng.choice((name, name.upper(), f"#{name}", f"@{name}_nl", f"{name}-{rng.choice(PRODUCTS)}",
-                                  f"{name}{rng.choice(PRODUCTS)}", f"{name} klantenservice"))
+            mention = rng.choice(
+                (
+                    name,
+                    name.upper(),
+                    f"#{name}",
+                    f"@{name}_nl",
+                    f"{name}-{rng.choice(PRODUCTS)}",
+                    f"{name}{rng.choice(PRODUCTS)}",
+                    f"{name} klantenservice",
+                )
+            )
             words.insert(rng.randrange(len(words) + 1), mention)
         if rng.random() < 0.25:
             words.insert(0, "@" + rng.choice(tail))
@@ -113,13 +150,15 @@ def make_posts(rng: random.Random, rules: list[BrandRule], count: int) -> list[D
         text = " ".join(words)
         if rng.random() < 0.5:
             text = text[0].upper() + text[1:] + rng.choice(("!", ".", "?", "!!", ""))
-        posts.append(Document(
-            text=text,
-            lang=rng.choice(LANGS),
-            source=rng.choice(SOURCES),
-            author=rng.choice(tail) + "_" + str(rng.randrange(100)),
-            url=f"https://x.com/i/{rng.randrange(10**9)}" if rng.random() < 0.5 else None,
-        ))
+        posts.append(
+            Document(
+                text=text,
+                lang=rng.choice(LANGS),
+                source=rng.choice(SOURCES),
+                author=rng.choice(tail) + "_" + str(rng.randrange(100)),
+                url=f"https://x.com/i/{rng.randrange(10**9)}" if rng.random() < 0.5 else None,
+            )
+        )
     return posts
 
 
@@ -158,8 +197,9 @@ def main() -> None:
     rng = random.Random(args.seed)
     rules = make_brands(rng, args.brands)
     posts = make_posts(rng, rules, args.posts)
-    terms = sum(len(r.keywords) + sum(count_terms(parse(q)) for q in (r.query or "", *r.exclude) if q)
-                for r in rules)
+    terms = sum(
+        len(r.keywords) + sum(count_terms(parse(q)) for q in (r.query or "", *r.exclude) if q) for r in rules
+    )
 
     t0 = time.perf_counter()
     matcher = WatchlistMatcher(rules)
@@ -183,15 +223,23 @@ def main() -> None:
 
     print(f"machine:   {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}")
     print(f"python:    {platform.python_implementation()} {platform.python_version()}")
-    print(f"watchlist: {len(rules)} brands, {terms} terms, compiled in {compile_s:.2f} s, "
-          f"{len(matcher.always_checked)} brands checked on every post")
-    print(f"posts:     {len(posts)} (mean {statistics.mean(len(d.text) for d in posts):.0f} chars), "
-          f"{matched} matched at least one brand")
+    print(
+        f"watchlist: {len(rules)} brands, {terms} terms, compiled in {compile_s:.2f} s, "
+        f"{len(matcher.always_checked)} brands checked on every post"
+    )
+    print(
+        f"posts:     {len(posts)} (mean {statistics.mean(len(d.text) for d in posts):.0f} chars), "
+        f"{matched} matched at least one brand"
+    )
     print(f"candidates per post: mean {statistics.mean(cands):.1f}, max {max(cands)}")
     print(f"tokenise only: {tokenize_rate:,.0f} posts/s")
-    print(f"match:     {max(rates):,.0f} posts/s wall, {max(cpu_rates):,.0f} posts/s per CPU-second "
-          f"(best of {args.repeat}; wall: " + ", ".join(f"{r:,.0f}" for r in rates) + ")")
-    print(f"load avg:  {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other processes slow the wall figure)")
+    print(
+        f"match:     {max(rates):,.0f} posts/s wall, {max(cpu_rates):,.0f} posts/s per CPU-second "
+        f"(best of {args.repeat}; wall: " + ", ".join(f"{r:,.0f}" for r in rates) + ")"
+    )
+    print(
+        f"load avg:  {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other processes slow the wall figure)"
+    )
 
     if args.check:
         bad = sum(1 for d in posts[: args.check] if matcher.match(d) != matcher.match_all(d))

@@ -200,9 +200,7 @@ class WatchlistMatcher:
             for kind, key in set(clauses[0]):
                 table = self._prefix[kind] if kind in self._prefix else self._exact[kind]
                 table.setdefault(key, []).append(i)
-        self._prefix_lengths = {
-            kind: sorted({len(k) for k in table}) for kind, table in self._prefix.items()
-        }
+        self._prefix_lengths = {kind: sorted({len(k) for k in table}) for kind, table in self._prefix.items()}
         self._any_unfolded = any(not b.fold for b in self._brands)
         self._word_cache: dict[str, tuple[int, ...]] = {}
         self._host_cache: dict[str, tuple[int, ...]] = {}
@@ -392,7 +390,8 @@ class Explanation:
         if hits:
             where = ", ".join(
                 f"{h.text!r} ({'title ' if h.field == 'title' else ''}word {h.first_word + 1}"
-                + (f"-{h.last_word + 1}" if h.last_word != h.first_word else "") + ")"
+                + (f"-{h.last_word + 1}" if h.last_word != h.first_word else "")
+                + ")"
                 for h in hits[:5]
             )
             more = f" and {len(hits) - 5} more" if len(hits) > 5 else ""
@@ -449,4 +448,3 @@ def is_tagged(
                 if kind is TokenKind.HANDLE and key[1:] in own:
                     return True
     return False
-

@@ -61,8 +61,24 @@ def split_url(url: str) -> tuple[str, str]:
 class PreparedDocument:
     """A document tokenised once (for one diacritic-folding mode), ready for many queries."""
 
-    __slots__ = ("_extra", "_links", "_runs", "_sorted", "_words", "author", "doc", "emails", "fold",
-                 "handles", "lang", "lang_primary", "source", "tags", "url_tokens", "word_set")
+    __slots__ = (
+        "_extra",
+        "_links",
+        "_runs",
+        "_sorted",
+        "_words",
+        "author",
+        "doc",
+        "emails",
+        "fold",
+        "handles",
+        "lang",
+        "lang_primary",
+        "source",
+        "tags",
+        "url_tokens",
+        "word_set",
+    )
 
     def __init__(self, doc: Document, *, fold_diacritics: bool = True) -> None:
         self.doc = doc
@@ -271,9 +287,13 @@ class Evaluator:
 
 
 # Which PreparedDocument map a term kind is looked up in, and its index-key code.
-_MAPS: Final = MappingProxyType({
-    TokenKind.HASHTAG: ("tags", "t"), TokenKind.HANDLE: ("handles", "h"), TokenKind.EMAIL: ("emails", "e"),
-})
+_MAPS: Final = MappingProxyType(
+    {
+        TokenKind.HASHTAG: ("tags", "t"),
+        TokenKind.HANDLE: ("handles", "h"),
+        TokenKind.EMAIL: ("emails", "e"),
+    }
+)
 
 
 class WordEval(Evaluator):
@@ -614,8 +634,13 @@ def compile_node(node: Node, *, fold_diacritics: bool) -> Evaluator:
         return OrEval(label, [compile_node(c, fold_diacritics=fold_diacritics) for c in node.children])
     if isinstance(node, Not):
         return NotEval(label, compile_node(node.child, fold_diacritics=fold_diacritics))
-    return NearEval(label, compile_node(node.left, fold_diacritics=fold_diacritics),
-                    compile_node(node.right, fold_diacritics=fold_diacritics), node.distance, node.ordered)
+    return NearEval(
+        label,
+        compile_node(node.left, fold_diacritics=fold_diacritics),
+        compile_node(node.right, fold_diacritics=fold_diacritics),
+        node.distance,
+        node.ordered,
+    )
 
 
 def _fold_term(text: str, kind: TokenKind, fold: bool) -> str:

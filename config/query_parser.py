@@ -17,8 +17,8 @@ from config.tokenize import TokenKind, scan
 
 FIELDS: Final = frozenset({"lang", "source", "author", "site", "url"})
 MIN_WILDCARD_PREFIX: Final = 2
-_OPEN_QUOTES: Final = "\"“„”"
-_CLOSE_QUOTES: Final = "\"”“"
+_OPEN_QUOTES: Final = '"“„”'
+_CLOSE_QUOTES: Final = '"”“'
 _FIELD_RE: Final = re.compile(r"([A-Za-z]+):(.*)", re.DOTALL)
 _NEAR_RE: Final = re.compile(r"(O?NEAR)(?:/(\S*))?")
 _WORD_CHAR: Final = re.compile(r"\w")
@@ -199,8 +199,13 @@ def _lex(query: str) -> list[_Lex]:
                 i += 1
             word = query[start:i]
             field = _FIELD_RE.fullmatch(word)
-            if field and field.group(1).lower() in FIELDS and not field.group(2) and i < n and \
-                    query[i] in _OPEN_QUOTES:
+            if (
+                field
+                and field.group(1).lower() in FIELDS
+                and not field.group(2)
+                and i < n
+                and query[i] in _OPEN_QUOTES
+            ):
                 # `author:"Jan Jansen"`: the quoted phrase is the field value.
                 text, i = _lex_phrase(query, i)
                 out.append(_Lex("TERM", text, start, field=field.group(1).lower()))
@@ -229,11 +234,13 @@ def _operator_or_term(query: str, word: str, start: int) -> _Lex:
         return _Lex("TERM", word, start)
     op, dist = near.group(1), near.group(2)
     if dist is None:
-        raise QuerySyntaxError(query, start + len(op), f"{op} without a distance",
-                               f"'/' and a number of words, e.g. {op}/3")
+        raise QuerySyntaxError(
+            query, start + len(op), f"{op} without a distance", f"'/' and a number of words, e.g. {op}/3"
+        )
     if not dist.isdigit() or not dist.isascii():
-        raise QuerySyntaxError(query, start + len(op) + 1, f"bad {op} distance",
-                               f"a whole number of words, e.g. {op}/3")
+        raise QuerySyntaxError(
+            query, start + len(op) + 1, f"bad {op} distance", f"a whole number of words, e.g. {op}/3"
+        )
     return _Lex("NEAR", word, start, distance=int(dist), ordered=op == "ONEAR")
 
 
@@ -267,8 +274,11 @@ class _Parser:
         node = self.parse_or(None)
         lex = self.peek()
         if lex.type == ")":
-            raise self.error(lex, "unbalanced ')'", "an operator, a term or the end of the query "
-                                                    "(this ')' has no matching '(')")
+            raise self.error(
+                lex,
+                "unbalanced ')'",
+                "an operator, a term or the end of the query (this ')' has no matching '(')",
+            )
         if lex.type != "EOF":  # pragma: no cover - every other lexeme starts a unary
             raise self.error(lex, "unexpected input", "the end of the query")
         return node
@@ -318,9 +328,12 @@ class _Parser:
     def _check_positional(self, node: Node, lex: _Lex, op: _Lex) -> None:
         """NEAR operands must have word positions: terms, phrases, NEARs or OR-groups of those."""
         if not _is_positional(node):
-            raise self.error(lex, f"{op.text} cannot take this operand",
-                             "a word, phrase, NEAR clause or an OR-group of those "
-                             "(no AND, NOT or field filters inside NEAR)")
+            raise self.error(
+                lex,
+                f"{op.text} cannot take this operand",
+                "a word, phrase, NEAR clause or an OR-group of those "
+                "(no AND, NOT or field filters inside NEAR)",
+            )
 
     def parse_primary(self, group: _Lex | None, after: _Lex | None) -> Node:
         """primary := "(" or ")" | TERM | PHRASE"""
@@ -332,8 +345,9 @@ class _Parser:
             node = self.parse_or(lex)
             close = self.peek()
             if close.type != ")":
-                raise self.error(close, "unbalanced '('",
-                                 f"')' to close the '(' at column {self._column(lex)}")
+                raise self.error(
+                    close, "unbalanced '('", f"')' to close the '(' at column {self._column(lex)}"
+                )
             self.take()
             return node
         if lex.type == "TERM":
@@ -376,12 +390,17 @@ class _Parser:
             if name.lower() in FIELDS:
                 return self._field(lex, name.lower(), value, lex.offset + len(name) + 1)
             if value.startswith("//"):
-                raise self.error(lex, "a link cannot be a search term",
-                                 "site:HOST or url:TEXT to match links")
+                raise self.error(
+                    lex, "a link cannot be a search term", "site:HOST or url:TEXT to match links"
+                )
             if value:
-                raise self.error(lex, f"unknown field '{name}:'",
-                                 "one of " + ", ".join(f"{f}:" for f in sorted(FIELDS))
-                                 + " (or quote it to search the text)")
+                raise self.error(
+                    lex,
+                    f"unknown field '{name}:'",
+                    "one of "
+                    + ", ".join(f"{f}:" for f in sorted(FIELDS))
+                    + " (or quote it to search the text)",
+                )
         if word.startswith("-") and len(word) > 1 and _WORD_CHAR.match(word[1]):
             raise self.error(lex, "'-' is not an operator", f"NOT {word[1:]} to exclude a term")
         terms = _parse_terms(self.query, word, lex.offset)
@@ -400,15 +419,24 @@ class _Parser:
         """Validate and normalise a field filter."""
         value = value.strip()
         if not value:
-            raise QuerySyntaxError(self.query, value_offset, f"empty {name}: filter",
-                                   f"a value after {name}:, e.g. {_FIELD_EXAMPLES[name]}")
+            raise QuerySyntaxError(
+                self.query,
+                value_offset,
+                f"empty {name}: filter",
+                f"a value after {name}:, e.g. {_FIELD_EXAMPLES[name]}",
+            )
         return Field(name, normalize_field_value(name, value))
 
 
-_FIELD_EXAMPLES: Final = MappingProxyType({
-    "lang": "lang:nl", "source": "source:reddit", "author": "author:jansen",
-    "site": "site:tweakers.net", "url": "url:/klantenservice",
-})
+_FIELD_EXAMPLES: Final = MappingProxyType(
+    {
+        "lang": "lang:nl",
+        "source": "source:reddit",
+        "author": "author:jansen",
+        "site": "site:tweakers.net",
+        "url": "url:/klantenservice",
+    }
+)
 
 
 def normalize_field_value(name: str, value: str) -> str:
@@ -438,8 +466,12 @@ def _parse_terms(query: str, content: str, offset: int) -> list[Term]:
             parts = tuple(item[1] for item in items[i + 1 : i + 1 + span])
             i += span
         if kind == TokenKind.URL:
-            raise QuerySyntaxError(query, offset + start, "a link cannot be a search term",
-                                   "site:HOST or url:TEXT to match links")
+            raise QuerySyntaxError(
+                query,
+                offset + start,
+                "a link cannot be a search term",
+                "site:HOST or url:TEXT to match links",
+            )
         wildcard = end < len(content) and content[end] == "*"
         if wildcard:
             consumed_stars.add(end)
@@ -448,25 +480,39 @@ def _parse_terms(query: str, content: str, offset: int) -> list[Term]:
         i += 1
     for j, ch in enumerate(content):
         if ch == "*" and j not in consumed_stars:
-            raise QuerySyntaxError(query, offset + j, "misplaced wildcard",
-                                   f"'*' directly after at least {MIN_WILDCARD_PREFIX} letters, e.g. klant*")
+            raise QuerySyntaxError(
+                query,
+                offset + j,
+                "misplaced wildcard",
+                f"'*' directly after at least {MIN_WILDCARD_PREFIX} letters, e.g. klant*",
+            )
     return terms
 
 
-def _check_wildcard(query: str, content: str, offset: int, kind: TokenKind, key: str,
-                    start: int, end: int) -> None:
+def _check_wildcard(
+    query: str, content: str, offset: int, kind: TokenKind, key: str, start: int, end: int
+) -> None:
     """Wildcards: trailing only, on words/hashtags/handles, after enough characters."""
     star = end
     if star + 1 < len(content) and _WORD_CHAR.match(content[star + 1]):
-        raise QuerySyntaxError(query, offset + star, "wildcard inside a word",
-                               "'*' only at the end of a word (trailing wildcard), e.g. klant*")
+        raise QuerySyntaxError(
+            query,
+            offset + star,
+            "wildcard inside a word",
+            "'*' only at the end of a word (trailing wildcard), e.g. klant*",
+        )
     if kind not in (TokenKind.WORD, TokenKind.HASHTAG, TokenKind.HANDLE):
-        raise QuerySyntaxError(query, offset + star, f"wildcard after {kind.value}",
-                               "'*' only after a word, #hashtag or @handle")
+        raise QuerySyntaxError(
+            query, offset + star, f"wildcard after {kind.value}", "'*' only after a word, #hashtag or @handle"
+        )
     body = key.lstrip("#@")
     if len(body) < MIN_WILDCARD_PREFIX:
-        raise QuerySyntaxError(query, offset + star, "wildcard prefix too short",
-                               f"at least {MIN_WILDCARD_PREFIX} letters before '*', e.g. klant*")
+        raise QuerySyntaxError(
+            query,
+            offset + star,
+            "wildcard prefix too short",
+            f"at least {MIN_WILDCARD_PREFIX} letters before '*', e.g. klant*",
+        )
 
 
 def _flatten(cls: type[And] | type[Or], children: list[Node]) -> list[Node]:
@@ -497,8 +543,12 @@ def parse_keyword(keyword: str) -> Node:
         content, offset = content[1:-1], offset + 1
     for j, ch in enumerate(content):
         if ch in _OPEN_QUOTES:
-            raise QuerySyntaxError(keyword, offset + j, "quote inside a keyword",
-                                   "a keyword without quotes (a keyword is always matched as a phrase)")
+            raise QuerySyntaxError(
+                keyword,
+                offset + j,
+                "quote inside a keyword",
+                "a keyword without quotes (a keyword is always matched as a phrase)",
+            )
     terms = _parse_terms(keyword, content, offset)
     if not terms:
         raise QuerySyntaxError(keyword, offset, "empty keyword", "a word, #hashtag, @handle or emoji")

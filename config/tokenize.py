@@ -177,8 +177,9 @@ def scan(text: str, *, fold_diacritics: bool, base_position: int = 0) -> list[Sc
             continue
         if kind is TokenKind.URL:
             raw = strip_url(raw)
-        out.append((kind, token_key(kind, raw, fold_diacritics=fold_diacritics), pos, 1, start,
-                    start + len(raw)))
+        out.append(
+            (kind, token_key(kind, raw, fold_diacritics=fold_diacritics), pos, 1, start, start + len(raw))
+        )
         pos += 1
     return out
 

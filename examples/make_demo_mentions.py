@@ -102,14 +102,27 @@ FIRST = [
 ]
 
 
-NL_TAILS = ["", "", " #ov", " #spoorwegnoord", " Echt waar.", " Wie herkent dit?", " (trein van {hh}:{mm})", " om {hh}:{mm}", " vanuit {st}"]
+NL_TAILS = [
+    "",
+    "",
+    " #ov",
+    " #spoorwegnoord",
+    " Echt waar.",
+    " Wie herkent dit?",
+    " (trein van {hh}:{mm})",
+    " om {hh}:{mm}",
+    " vanuit {st}",
+]
 EN_TAILS = ["", "", " #kitchen", " Just saying.", " (order {n})", " Anyone else?", " today", " this week"]
 
 
 def _tail(rng: random.Random, tails: list[str]) -> str:
     """A neutral ending so templated posts do not come out word-for-word identical."""
     return rng.choice(tails).format(
-        hh=f"{rng.randint(6, 22):02d}", mm=f"{rng.randint(0, 59):02d}", st=rng.choice(STATIONS), n=rng.randint(1000, 9999)
+        hh=f"{rng.randint(6, 22):02d}",
+        mm=f"{rng.randint(0, 59):02d}",
+        st=rng.choice(STATIONS),
+        n=rng.randint(1000, 9999),
     )
 
 

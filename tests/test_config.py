@@ -51,7 +51,9 @@ def test_bad_duration_says_what_would_be_right() -> None:
 
 def test_unknown_source_type_lists_known_types() -> None:
     issues = _issues(GOOD.replace("type: rss", "type: myspace"))
-    assert any("bad.yaml:8: sources[0].type: unknown source type 'myspace'" in i and "rss" in i for i in issues)
+    assert any(
+        "bad.yaml:8: sources[0].type: unknown source type 'myspace'" in i and "rss" in i for i in issues
+    )
 
 
 def test_source_specific_options_are_validated_by_the_source() -> None:
@@ -69,7 +71,9 @@ def test_literal_secret_in_yaml_is_refused_without_echoing_it() -> None:
 
 
 def test_query_syntax_error_shows_caret() -> None:
-    issues = _issues(GOOD.replace('keywords: ["acme"]', 'keywords: ["acme"]\n    query: \'acme AND (rail OR\''))
+    issues = _issues(
+        GOOD.replace('keywords: ["acme"]', "keywords: [\"acme\"]\n    query: 'acme AND (rail OR'")
+    )
     joined = "\n".join(issues)
     assert "brands[0].query" in joined and "^" in joined
 
@@ -77,7 +81,9 @@ def test_query_syntax_error_shows_caret() -> None:
 def test_cross_field_checks() -> None:
     dup = GOOD + "  - name: news\n    type: rss\n    url: https://example.org/other.xml\n"
     assert any("source names must be unique" in i for i in _issues(dup))
-    assert any("matches nothing" in i or "would match nothing" in i for i in _issues("brands:\n  - name: Empty\n"))
+    assert any(
+        "matches nothing" in i or "would match nothing" in i for i in _issues("brands:\n  - name: Empty\n")
+    )
     assert any("unknown timezone" in i for i in _issues(GOOD + "digest:\n  timezone: Mars/Base\n"))
 
 
@@ -102,7 +108,9 @@ def test_check_exits_2_on_bad_config_and_0_on_example(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "bad.yaml:10" in result.output
     example = REPO / "config" / "example.yaml"
-    result = runner.invoke(app, ["check", "--config", str(example)], env={"REPMON_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    result = runner.invoke(
+        app, ["check", "--config", str(example)], env={"REPMON_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    )
     assert result.exit_code in (0, 1), result.output  # 1 only when optional credentials are missing
     assert "is valid" in result.output
 

@@ -66,7 +66,9 @@ def _coordinator(tmp_path: Path, steps: list[object]) -> tuple[SourceCoordinator
 
 
 def _mention(n: int) -> Mention:
-    return Mention(source="x", external_id=str(n), text=f"Acme Rail {n}", created_at=T0 + timedelta(minutes=n))
+    return Mention(
+        source="x", external_id=str(n), text=f"Acme Rail {n}", created_at=T0 + timedelta(minutes=n)
+    )
 
 
 async def test_rate_limit_waits_for_the_servers_reset(tmp_path: Path) -> None:
@@ -95,11 +97,17 @@ async def test_cursor_advances_only_with_stored_mentions(tmp_path: Path) -> None
         await coordinator.poll_once()
     assert source.cursors == [{}, {"since_id": "2"}, {"since_id": "2"}]
     with db.session() as session:
-        ids = session.execute(select(models.Mention.external_id).order_by(models.Mention.external_id)).scalars().all()
+        ids = (
+            session.execute(select(models.Mention.external_id).order_by(models.Mention.external_id))
+            .scalars()
+            .all()
+        )
     assert ids == ["1", "2", "3"]
 
 
-async def test_auth_failure_disables_and_raises_one_ops_alert(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_auth_failure_disables_and_raises_one_ops_alert(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     coordinator, db, _ = _coordinator(tmp_path, [AuthError("HTTP 401: credentials refused")] * 3)
     await coordinator.run(asyncio.Event())  # returns because the source disables itself
     assert coordinator.disabled == "auth"
@@ -115,7 +123,9 @@ async def test_auth_failure_disables_and_raises_one_ops_alert(tmp_path: Path, ca
         assert len(session.execute(select(models.Alert)).scalars().all()) == 1
 
 
-async def test_failure_logged_once_and_recovery_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_failure_logged_once_and_recovery_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     steps: list[object] = [TransientError("boom")] * 4 + [PollResult([_mention(1)], {})]
     coordinator, _, _ = _coordinator(tmp_path, steps)
     with caplog.at_level(logging.INFO, logger="repmon.sources"):

@@ -38,7 +38,9 @@ def _replay(path: Path, n: int) -> Path:
         pool = rng.choice([PRAISE, COMPLAINTS, NEUTRAL, NEUTRAL])
         text = f"{rng.choice(pool)} #{i}"
         mentions = ["acmerail"] if text.startswith("@acmerail") else []
-        records.append(post(i, text, minutes=i * 0.5, mentions=mentions, author={"handle": f"u{i}", "followers": 500}))
+        records.append(
+            post(i, text, minutes=i * 0.5, mentions=mentions, author={"handle": f"u{i}", "followers": 500})
+        )
     return write_jsonl(path, records)
 
 

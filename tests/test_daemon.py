@@ -22,7 +22,9 @@ def _files(tmp_path: Path) -> Path:
         tmp_path / "posts.jsonl",
         [post(i, f"Acme Rail is brilliant, thanks {i}", minutes=i) for i in range(1, 6)],
     )
-    text = config_text(f"sqlite:///{tmp_path / 'd.db'}", replay).replace("health_port: null", "health_port: 0")
+    text = config_text(f"sqlite:///{tmp_path / 'd.db'}", replay).replace(
+        "health_port: null", "health_port: 0"
+    )
     text = text.replace("    batch_size: 100\n", "    batch_size: 100\n    interval: 1s\n")
     cfg = tmp_path / "repmon.yaml"
     cfg.write_text(text, encoding="utf-8")
@@ -61,7 +63,9 @@ async def test_health_metrics_reload_and_shutdown(tmp_path: Path) -> None:
         assert runtime.settings.brands[0].name == "Acme Rail"
 
         # A valid edit is applied without restart: a new brand appears.
-        cfg.write_text(good.replace("brands:\n", 'brands:\n  - name: Newco\n    keywords: ["newco"]\n'), encoding="utf-8")
+        cfg.write_text(
+            good.replace("brands:\n", 'brands:\n  - name: Newco\n    keywords: ["newco"]\n'), encoding="utf-8"
+        )
         assert await daemon.reload("test") is True
         assert next(b.name for b in runtime.settings.brands) == "Newco"
         assert "replay" in runtime.coordinators

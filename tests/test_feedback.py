@@ -51,9 +51,15 @@ async def test_claim_handle_and_wrong_sentiment(tmp_path: Path) -> None:
 
         with runtime.db.session() as session:
             alert = session.get(models.Alert, alert_id)
-            actions = session.execute(select(models.Feedback.action, models.Feedback.user, models.Feedback.value)).all()
+            actions = session.execute(
+                select(models.Feedback.action, models.Feedback.user, models.Feedback.value)
+            ).all()
         assert alert is not None and alert.claimed_at == at and alert.handled_at == at + timedelta(minutes=10)
-        assert actions == [("claim", "sanne", None), ("handled", "joost", None), ("wrong_sentiment", "joost", "positive")]
+        assert actions == [
+            ("claim", "sanne", None),
+            ("handled", "joost", None),
+            ("wrong_sentiment", "joost", "positive"),
+        ]
 
         out = tmp_path / "feedback.jsonl"
         assert export_feedback(runtime.db, out) == 1

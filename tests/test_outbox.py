@@ -18,13 +18,22 @@ from monitor.runtime import Runtime
 from tests.pipeline_util import T0, config_text, load, post, write_jsonl
 
 
-def _runtime(tmp_path: Path, posts: list[dict], alerts: str = "", clock: FakeClock | None = None) -> tuple[Runtime, CapturingNotifier]:
+def _runtime(
+    tmp_path: Path, posts: list[dict], alerts: str = "", clock: FakeClock | None = None
+) -> tuple[Runtime, CapturingNotifier]:
     replay = write_jsonl(tmp_path / "posts.jsonl", posts)
     text = config_text(f"sqlite:///{tmp_path / 'o.db'}", replay).replace(
-        "alerts:\n  group_wait: 0s\n  group_interval: 0s\n", "alerts:\n" + (alerts or "  group_wait: 0s\n  group_interval: 0s\n")
+        "alerts:\n  group_wait: 0s\n  group_interval: 0s\n",
+        "alerts:\n" + (alerts or "  group_wait: 0s\n  group_interval: 0s\n"),
     )
     notifier = CapturingNotifier()
-    runtime = Runtime(load(text), notifier=notifier, classifier=StubClassifier(), clock=clock or FakeClock(T0 + timedelta(hours=1)), env={})
+    runtime = Runtime(
+        load(text),
+        notifier=notifier,
+        classifier=StubClassifier(),
+        clock=clock or FakeClock(T0 + timedelta(hours=1)),
+        env={},
+    )
     upgrade(runtime.db)
     return runtime, notifier
 
@@ -55,12 +64,22 @@ async def test_silence_suppresses_and_says_why(tmp_path: Path) -> None:
     try:
         now = runtime.clock.now()
         with runtime.db.session() as session:
-            session.add(models.Silence(matchers={"brand": "Acme Rail", "kind": "praise"}, comment="campaign", created_by="op", starts_at=now - timedelta(minutes=1), ends_at=now + timedelta(hours=1)))
+            session.add(
+                models.Silence(
+                    matchers={"brand": "Acme Rail", "kind": "praise"},
+                    comment="campaign",
+                    created_by="op",
+                    starts_at=now - timedelta(minutes=1),
+                    ends_at=now + timedelta(hours=1),
+                )
+            )
         await runtime.run_once()
         assert notifier.sent == []
         with runtime.db.session() as session:
             rows = session.execute(select(models.Alert)).scalars().all()
-        assert rows and all(r.status == "suppressed" and "silenced by silence #1" in (r.status_reason or "") for r in rows)
+        assert rows and all(
+            r.status == "suppressed" and "silenced by silence #1" in (r.status_reason or "") for r in rows
+        )
     finally:
         await runtime.aclose()
 
@@ -70,7 +89,20 @@ async def test_open_crisis_inhibits_complaints_of_that_brand(tmp_path: Path) -> 
     runtime, notifier = _runtime(tmp_path, [complaint])
     try:
         with runtime.db.session() as session:
-            session.add(models.SpikeIncident(brand="Acme Rail", metric="negative", status="open", started_at=T0, updated_at=T0, peak_at=T0, peak_count=30, last_count=30, expected=2, level=1))
+            session.add(
+                models.SpikeIncident(
+                    brand="Acme Rail",
+                    metric="negative",
+                    status="open",
+                    started_at=T0,
+                    updated_at=T0,
+                    peak_at=T0,
+                    peak_count=30,
+                    last_count=30,
+                    expected=2,
+                    level=1,
+                )
+            )
         await runtime.run_once()
         assert notifier.sent == []
         with runtime.db.session() as session:
@@ -86,7 +118,9 @@ def test_quiet_hours_window_across_midnight() -> None:
     until = quiet_until(quiet, datetime(2026, 1, 12, 22, 30, tzinfo=UTC))
     assert until == datetime(2026, 1, 13, 6, 0, tzinfo=UTC)
     # 02:00 local belongs to the window that started the previous evening.
-    assert quiet_until(quiet, datetime(2026, 1, 13, 1, 0, tzinfo=UTC)) == datetime(2026, 1, 13, 6, 0, tzinfo=UTC)
+    assert quiet_until(quiet, datetime(2026, 1, 13, 1, 0, tzinfo=UTC)) == datetime(
+        2026, 1, 13, 6, 0, tzinfo=UTC
+    )
     assert quiet_until(quiet, datetime(2026, 1, 13, 12, 0, tzinfo=UTC)) is None
 
 

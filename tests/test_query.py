@@ -397,14 +397,20 @@ def test_pure_not_brand_is_always_checked_and_correct() -> None:
 
 
 def test_brand_without_diacritic_folding() -> None:
-    rules = [BrandRule("Strict", keywords=("café",), fold_diacritics=False), BrandRule("Loose", keywords=("cafe",))]
+    rules = [
+        BrandRule("Strict", keywords=("café",), fold_diacritics=False),
+        BrandRule("Loose", keywords=("cafe",)),
+    ]
     m = WatchlistMatcher(rules)
     assert [x.brand for x in m.match(Document("Het CAFÉ"))] == ["Strict", "Loose"]
     assert [x.brand for x in m.match(Document("het cafe"))] == ["Loose"]
 
 
 def test_index_prunes_candidates() -> None:
-    rules = [BrandRule(f"b{i}", keywords=(f"merk{i}", f"product{i}*"), query=f"merk{i} NEAR/2 app") for i in range(200)]
+    rules = [
+        BrandRule(f"b{i}", keywords=(f"merk{i}", f"product{i}*"), query=f"merk{i} NEAR/2 app")
+        for i in range(200)
+    ]
     m = WatchlistMatcher(rules)
     p = PreparedDocument(Document("De app van merk7 en product12x"))
     assert m.candidates(p) == {1, 7, 12}  # product1* is a prefix of product12x
@@ -469,21 +475,67 @@ def test_is_tagged_handle_forms() -> None:
 
 # -------------------------------------------------------------------------- randomized consistency
 
-WORDS = ["ns", "kans", "trein", "treinen", "storing", "storingen", "klant", "klantenservice", "app",
-         "café", "cafe", "bol", "bolletje", "vertraging", "grap", "straße", "strasse", "ok", "de", "en"]
-EXTRAS = ["NS-storing", "#NS", "#storing", "@ns_online", "@ns_online_fan", "info@ns.nl", "https://www.ns.nl/x",
-          "bol.com", "😡", "👍🏽", "auto's", "CAFÉ", "Klant-service", "ns.nl"]
+WORDS = [
+    "ns",
+    "kans",
+    "trein",
+    "treinen",
+    "storing",
+    "storingen",
+    "klant",
+    "klantenservice",
+    "app",
+    "café",
+    "cafe",
+    "bol",
+    "bolletje",
+    "vertraging",
+    "grap",
+    "straße",
+    "strasse",
+    "ok",
+    "de",
+    "en",
+]
+EXTRAS = [
+    "NS-storing",
+    "#NS",
+    "#storing",
+    "@ns_online",
+    "@ns_online_fan",
+    "info@ns.nl",
+    "https://www.ns.nl/x",
+    "bol.com",
+    "😡",
+    "👍🏽",
+    "auto's",
+    "CAFÉ",
+    "Klant-service",
+    "ns.nl",
+]
 
 
 def random_query(rng: random.Random, depth: int = 0) -> str:
     """A random query over the test vocabulary."""
     r = rng.random()
     if depth > 2 or r < 0.35:
-        return rng.choice([
-            rng.choice(WORDS), rng.choice(WORDS)[:3] + "*", f'"{rng.choice(WORDS)} {rng.choice(WORDS)}"',
-            "#" + rng.choice(WORDS[:8]), "@ns_online", "lang:nl", "source:reddit", "site:ns.nl", "url:/x",
-            "author:jan", "ns-storing", "😡", "info@ns.nl",
-        ])
+        return rng.choice(
+            [
+                rng.choice(WORDS),
+                rng.choice(WORDS)[:3] + "*",
+                f'"{rng.choice(WORDS)} {rng.choice(WORDS)}"',
+                "#" + rng.choice(WORDS[:8]),
+                "@ns_online",
+                "lang:nl",
+                "source:reddit",
+                "site:ns.nl",
+                "url:/x",
+                "author:jan",
+                "ns-storing",
+                "😡",
+                "info@ns.nl",
+            ]
+        )
     if r < 0.55:
         return f"({random_query(rng, depth + 1)} OR {random_query(rng, depth + 1)})"
     if r < 0.75:
@@ -496,7 +548,9 @@ def random_query(rng: random.Random, depth: int = 0) -> str:
 
 def random_doc(rng: random.Random) -> Document:
     """A random short post over the test vocabulary."""
-    words = [rng.choice(WORDS) if rng.random() < 0.8 else rng.choice(EXTRAS) for _ in range(rng.randint(1, 12))]
+    words = [
+        rng.choice(WORDS) if rng.random() < 0.8 else rng.choice(EXTRAS) for _ in range(rng.randint(1, 12))
+    ]
     words = [x.upper() if rng.random() < 0.1 else x for x in words]
     return Document(
         text=rng.choice([" ", ", ", "-", " "]).join(words),
@@ -512,13 +566,17 @@ def test_index_gives_the_same_result_as_naive_evaluation() -> None:
     rng = random.Random(1234)
     rules = []
     for i in range(80):
-        rules.append(BrandRule(
-            name=f"brand{i}",
-            keywords=tuple(rng.sample([*WORDS, "klant*", "ns storing", "#ns", "@ns_online", "😡"], rng.randint(0, 3))),
-            query=random_query(rng) if rng.random() < 0.8 else None,
-            exclude=tuple(random_query(rng) for _ in range(rng.randint(0, 2))),
-            fold_diacritics=rng.random() < 0.8,
-        ))
+        rules.append(
+            BrandRule(
+                name=f"brand{i}",
+                keywords=tuple(
+                    rng.sample([*WORDS, "klant*", "ns storing", "#ns", "@ns_online", "😡"], rng.randint(0, 3))
+                ),
+                query=random_query(rng) if rng.random() < 0.8 else None,
+                exclude=tuple(random_query(rng) for _ in range(rng.randint(0, 2))),
+                fold_diacritics=rng.random() < 0.8,
+            )
+        )
     matcher = WatchlistMatcher(rules)
     naive = [
         (
@@ -556,9 +614,13 @@ def test_fast_tokenizer_path_agrees_with_tokenize() -> None:
             p = PreparedDocument(Document(text), fold_diacritics=fold)
             toks = tokenize(text, fold_diacritics=fold)
             expected_words = {
-                fold_text(t.raw[1:], fold_diacritics=fold) if t.kind is TokenKind.HANDLE
-                else t.text[1:] if t.kind is TokenKind.HASHTAG else t.text
-                for t in toks if t.kind not in (TokenKind.EMAIL, TokenKind.URL)
+                fold_text(t.raw[1:], fold_diacritics=fold)
+                if t.kind is TokenKind.HANDLE
+                else t.text[1:]
+                if t.kind is TokenKind.HASHTAG
+                else t.text
+                for t in toks
+                if t.kind not in (TokenKind.EMAIL, TokenKind.URL)
             } - {""}  # a lone combining mark folds to nothing
             urls = [t for t in toks if t.kind is TokenKind.URL]
             assert expected_words <= p.word_set, text

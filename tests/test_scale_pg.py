@@ -113,7 +113,14 @@ def test_two_daemons_share_one_postgres_and_survive_kill_9(tmp_path: Path, pg_ur
         records = []
         for i in range(per_source):
             text = f"{rng.choice(TEXTS)} ({s}-{i})"
-            records.append(post(s * 10_000 + i, text, minutes=i * 0.3, mentions=["acmerail"] if "@acmerail" in text else []))
+            records.append(
+                post(
+                    s * 10_000 + i,
+                    text,
+                    minutes=i * 0.3,
+                    mentions=["acmerail"] if "@acmerail" in text else [],
+                )
+            )
         replays.append(write_jsonl(tmp_path / f"replay-{s}.jsonl", records))
     total = 3 * per_source
     cfg_a, cfg_b = _config(tmp_path, pg_url, replays, "a"), _config(tmp_path, pg_url, replays, "b")

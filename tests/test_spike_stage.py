@@ -31,7 +31,9 @@ def _series() -> list[dict]:
     # The crisis: 60 negative posts within 25 minutes.
     for i in range(60):
         n += 1
-        posts.append(post(n, f"Acme Rail storing, everything stopped, terrible {n}", minutes=minute + i * 25 / 60))
+        posts.append(
+            post(n, f"Acme Rail storing, everything stopped, terrible {n}", minutes=minute + i * 25 / 60)
+        )
     minute += 30
     # Calm again for a day.
     while minute < 4 * 24 * 60 + 600:
@@ -76,13 +78,19 @@ async def test_crisis_raised_updated_in_thread_and_resolved(tmp_path: Path) -> N
         assert negative[0] == "raise" and negative[-1] == "resolve", events
         assert negative.count("raise") == 1 and negative.count("resolve") == 1
         with runtime.db.session() as session:
-            incidents = session.execute(
-                select(models.SpikeIncident).where(models.SpikeIncident.metric == "negative")
-            ).scalars().all()
+            incidents = (
+                session.execute(select(models.SpikeIncident).where(models.SpikeIncident.metric == "negative"))
+                .scalars()
+                .all()
+            )
         assert len(incidents) == 1 and incidents[0].status == "resolved"
         assert incidents[0].peak_count >= 10
         # Every update after the raise goes into the raise's thread.
-        spike_notes = [n for n in notifier.sent + notifier2.sent if n.items[0].kind == "spike" and n.items[0].incident.metric == "negative"]  # type: ignore[union-attr]
+        spike_notes = [
+            n
+            for n in notifier.sent + notifier2.sent
+            if n.items[0].kind == "spike" and n.items[0].incident.metric == "negative"
+        ]  # type: ignore[union-attr]
         assert spike_notes[0].thread_ts is None
         assert all(n.thread_ts == "1.000" or n.thread_ts for n in spike_notes[1:])
         raise_item = spike_notes[0].items[0]
