@@ -25,12 +25,16 @@ DEFAULT_HEADS_PATH = Path(__file__).resolve().parent / "data" / "heads-use3.npz"
 
 
 def default_threads() -> int:
-    """CPU threads for the encoder: the cores this process may use, at most 4 (more buys nothing)."""
+    """CPU threads for the encoder: half the cores this process may use, 1 to 4.
+
+    The daemon shares the CPU with its pollers and database; OpenBLAS threads spin while they wait,
+    so on a busy 2-core machine two threads ran 3-4x *slower* than one (bench/classify.py).
+    """
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    return max(1, min(4, cores // 2))
 
 
 class EmbeddedClassifier:
