@@ -104,10 +104,15 @@ class SpikeStage:
     def _advance(self, session: Session, brand: str, metric: str, mark: datetime) -> int:
         progress = session.get(models.SpikeProgress, (brand, metric))
         detector = self._detectors.get((brand, metric))
-        if progress is not None and self._fed.get((brand, metric)) != progress.last_bucket:
-            # The cached detector is not where the stored progress is: its last transaction rolled
-            # back, or another daemon went on. Rebuild it rather than feed buckets twice or skip some.
-            detector = None
+        fed = self._fed.get((brand, metric))
+        if detector is not None and progress is not None and fed != progress.last_bucket:
+            if fed is not None and fed < progress.last_bucket:
+                # Another daemon went on: replay the buckets it handled (its events were its own).
+                self._replay(session, detector, brand, metric, fed, progress.last_bucket)
+                self._fed[(brand, metric)] = progress.last_bucket
+            else:
+                # Its last transaction rolled back: rebuild rather than feed buckets twice.
+                detector = None
         if progress is None:
             first = session.execute(
                 select(func.min(models.MentionBrand.created_at)).where(models.MentionBrand.brand == brand)
@@ -155,6 +160,22 @@ class SpikeStage:
             detector.update(bucket, counts.get(bucket, 0))
             bucket += self.bucket
         return detector
+
+    def _replay(
+        self,
+        session: Session,
+        detector: SpikeDetector,
+        brand: str,
+        metric: str,
+        after: datetime,
+        last: datetime,
+    ) -> None:
+        """Feed ``detector`` the buckets after ``after`` up to ``last`` (inclusive), events discarded."""
+        counts = self._counts(session, brand, metric, after + self.bucket, last + self.bucket)
+        bucket = after + self.bucket
+        while bucket <= last:
+            detector.update(bucket, counts.get(bucket, 0))
+            bucket += self.bucket
 
     def _counts(
         self, session: Session, brand: str, metric: str, start: datetime, end: datetime

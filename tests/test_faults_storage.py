@@ -280,7 +280,8 @@ async def test_real_disk_full_then_freed(tmp_path: Path, tiny_disk: Path) -> Non
         await wait_for(lambda: run.counts()["mentions"] >= 100, 30, "first mentions")
         # Fill the disk up to the last few KiB.
         free = shutil.disk_usage(tiny_disk).free
-        with filler.open("wb") as handle, contextlib.suppress(OSError):
+        # The suppress must enclose the file: closing it flushes, and that may hit ENOSPC too.
+        with contextlib.suppress(OSError), filler.open("wb") as handle:
             handle.write(b"\0" * max(0, free - 16 * 1024))
         await wait_for(
             lambda: run.runtime.metrics.source_errors.labels("replay", "storage")._value.get() >= 2,
