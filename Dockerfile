@@ -20,8 +20,10 @@ COPY config ./config
 RUN pip install -c constraints.txt '.[postgres]' \
  && rm -rf /src
 
+# The digests folder exists (owned by repmon) so a volume mounted there starts out writable.
 RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/repmon repmon \
- && mkdir -p /etc/repmon
+ && mkdir -p /etc/repmon /var/lib/repmon/digests \
+ && chown repmon /var/lib/repmon/digests
 USER repmon
 WORKDIR /var/lib/repmon
 

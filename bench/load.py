@@ -3,8 +3,8 @@
     .venv/bin/python bench/load.py throughput [--n 10000] [--backend sqlite|postgres] [--daemons 1|2]
                                               [--classifier lexicon|default] [--pg-url URL]
     .venv/bin/python bench/load.py latency [--rate 20] [--seconds 60] [--spike-rate 200] [--spike-seconds 10]
-    .venv/bin/python bench/load.py memory [--n 100000] [--every 5000]
-    .venv/bin/python bench/load.py all [--n 10000]     # the set recorded in docs/benchmarks.md
+    .venv/bin/python bench/load.py memory [--n 100000] [--every 10000]
+    .venv/bin/python bench/load.py all [--n 10000]     # every run recorded in docs/benchmarks.md
 
 Mentions are the demo's realistic week (``examples/demo/mentions.jsonl``: Dutch and English posts
 and reviews about two brands and a competitor, with a crisis), repeated with fresh ids, one week
@@ -18,7 +18,7 @@ later per copy, so they never deduplicate away.
   mentions at a steady rate (and a spike), and the mock Slack Web API from ``tests/mock_slack.py``
   (group_wait and group_interval 0 s): the time from a mention's ``ingested_at`` to the mock
   receiving its alert, p50/p99, steady vs spike.
-* **memory** samples the RSS of one ``repmon run`` process every ``--every`` stored mentions
+* **memory** samples the RSS of one ``repmon run`` process every ``--every`` processed mentions
   over a long replay.
 """
 
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import platform
@@ -147,16 +146,9 @@ daemon:
 # -- processes and databases -----------------------------------------------------------------
 
 
-def registry_available() -> bool:
-    """Whether ``classifiers.registry`` exists (then ``repmon run`` loads classifiers by name)."""
-    return importlib.util.find_spec("classifiers.registry") is not None
-
-
 def daemon_command(config: Path) -> list[str]:
-    """``repmon run`` (or, before the classifier registry exists, the same daemon with the lexicon)."""
-    if registry_available():
-        return [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--log-level", "WARNING"]
-    return [sys.executable, str(Path(__file__).resolve()), "_daemon", "--config", str(config)]
+    """``repmon run`` with this configuration."""
+    return [sys.executable, "-m", "monitor.cli", "run", "--config", str(config), "--log-level", "WARNING"]
 
 
 def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -189,6 +181,12 @@ def upgrade(config: Path) -> None:
         cwd=REPO,
         capture_output=True,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -296,6 +294,12 @@ class Throughput:
     alerts: int = 0
     incidents: int = 0
     rss_max_mb: float = 0.0
+    cpu_s: float = 0.0
+
+    @property
+    def per_cpu_s(self) -> float:
+        """Mentions per CPU-second of the daemon processes (robust to other jobs on the machine)."""
+        return self.n / self.cpu_s if self.cpu_s else 0.0
 
     @property
     def rate(self) -> float:
@@ -351,6 +355,7 @@ def run_throughput(
                     result.stored_s = stored - first
                     result.done_s = now - first
                     result.alerts, result.incidents = counts["alerts"], counts["incidents"]
+                    result.cpu_s = sum(cpu_seconds(p.pid) for p in procs)
                     break
                 time.sleep(0.25)
             else:
@@ -436,16 +441,10 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 
 def load_classifier(name: str) -> Any:
-    """The named classifier through the registry, or the lexicon class directly before it exists."""
-    if registry_available():
-        from classifiers.registry import load_classifier as load
+    """The named classifier (``lexicon``, ``default``, ...)."""
+    from classifiers.registry import load_classifier as load
 
-        return load(name)
-    if name != "lexicon":
-        raise SystemExit(f"classifier {name!r} needs classifiers.registry, which is not there yet")
-    from classifiers.lexicon import LexiconClassifier
-
-    return LexiconClassifier()
+    return load(name)
 
 
 @contextlib.contextmanager
@@ -638,30 +637,6 @@ def run_memory(n: int, every: int, classifier: str) -> Memory:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-# -- the hidden daemon (until the classifier registry exists) --------------------------------
-
-
-def _daemon_main(config: Path) -> None:
-    """``repmon run`` with the lexicon classifier passed in (used only when the registry is missing)."""
-    from monitor.daemon import Daemon
-    from monitor.logs import setup_logging
-    from monitor.notify import build_notifier
-    from monitor.runtime import Runtime
-
-    setup_logging("WARNING")
-    from config.loader import load_config
-
-    loaded = load_config(config)
-    runtime = Runtime(
-        loaded, notifier=build_notifier(loaded.settings, os.environ), classifier=load_classifier("lexicon")
-    )
-
-    async def main() -> None:
-        await Daemon(runtime, config_path=config).run()
-
-    asyncio.run(main())
-
-
 # -- reporting -------------------------------------------------------------------------------
 
 
@@ -683,13 +658,14 @@ def machine() -> str:
 def print_throughput(rows: Sequence[Throughput]) -> None:
     """The throughput table."""
     print(
-        "\n| backend | daemons | classifier | mentions | first stored s | stored/s | end-to-end/s | alerts | incidents | max RSS MiB |"
+        "\n| backend | daemons | classifier | mentions | first stored s | stored/s | end-to-end/s "
+        "| per daemon CPU-s | alerts | incidents | max RSS MiB |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r.backend} | {r.daemons} | {r.classifier} | {r.n:,} | {r.first_s:.1f} | {r.stored_rate:,.0f} | "
-            f"**{r.rate:,.0f}** | {r.alerts:,} | {r.incidents} | {r.rss_max_mb:.0f} |"
+            f"**{r.rate:,.0f}** | {r.per_cpu_s:,.0f} | {r.alerts:,} | {r.incidents} | {r.rss_max_mb:.0f} |"
         )
 
 
@@ -743,24 +719,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     lt.add_argument("--batch", type=int, default=64, help="classifier.batch_size")
     mm = sub.add_parser("memory", help="daemon RSS over a long replay")
     mm.add_argument("--n", type=int, default=100_000)
-    mm.add_argument("--every", type=int, default=5_000)
+    mm.add_argument("--every", type=int, default=10_000)
     mm.add_argument("--classifier", default="lexicon")
     al = sub.add_parser("all", help="the recorded set")
     al.add_argument("--n", type=int, default=10_000)
     al.add_argument("--pg-url", default=None)
     al.add_argument("--classifiers", default="lexicon,default")
-    dm = sub.add_parser("_daemon", help=argparse.SUPPRESS)
-    dm.add_argument("--config", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    if args.what == "_daemon":
-        _daemon_main(args.config)
-        return
     print(f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {machine()}")
-    if not registry_available():
-        print(
-            "(classifiers.registry missing: daemons run the lexicon classifier through bench/load.py _daemon)"
-        )
     if args.what == "throughput":
         if args.backend == "postgres":
             with Postgres.start(args.pg_url) as pg:
@@ -778,7 +745,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.what == "memory":
         print_memory(run_memory(args.n, args.every, args.classifier))
     else:
-        classifiers = [c for c in args.classifiers.split(",") if c == "lexicon" or registry_available()]
+        classifiers = args.classifiers.split(",")
         rows: list[Throughput] = []
         with Postgres.start(args.pg_url) as pg:
             for classifier in classifiers:
@@ -789,7 +756,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print_throughput(rows)
         r = asyncio.run(run_latency(20, 60, 200, 10, "lexicon"))
         print_latency(r, 20, 200)
-        print_memory(run_memory(max(args.n * 5, 50_000), 5_000, "lexicon"))
+        print_memory(run_memory(max(args.n * 10, 100_000), 10_000, "lexicon"))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from tests.pipeline_util import T0, load, post, write_jsonl
 from tests.replay_server import Reply, Request, Script
 
 pytest_plugins = ["tests.replay_fixtures"]
+# feedparser warns when sources/rss.py asks for ``updated_parsed`` of an RSS item with only a pubDate.
+pytestmark = pytest.mark.filterwarnings("ignore:To avoid breaking existing software:DeprecationWarning")
 
 TOKEN = "x-test-bearer-faults-0123456789"
 NOW = T0 + timedelta(days=1)
