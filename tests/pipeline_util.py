@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,7 +44,7 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
 
 
 def config_text(
-    db_url: str, replay: Path, *, extra_sources: str = "", alerts: str = "", batch: int = 100
+    db_url: str, replay: Path, *, extra_sources: str = "", alerts: str = "", batch: int = 100, extra: str = ""
 ) -> str:
     """A configuration with two brands and one replay source."""
     return f"""
@@ -71,7 +74,7 @@ spikes:
   clock: data
 daemon:
   health_port: null
-"""
+{extra}"""
 
 
 def make_runtime(
@@ -94,6 +97,19 @@ def make_runtime(
     )
     upgrade(runtime.db)
     return runtime, notifier
+
+
+def start_daemon(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``repmon run`` as a real process (no Slack credentials: alerts go where the config says)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg), "--log-level", "INFO"],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
 
 
 def load(text: str) -> LoadedConfig:

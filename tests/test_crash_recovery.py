@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from monitor import models
-from tests.pipeline_util import post, write_jsonl
+from tests.pipeline_util import post, start_daemon, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -98,19 +95,6 @@ def _counts(db_url: str) -> tuple[int, int, int]:
         engine.dispose()
 
 
-def _start(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("SLACK_BOT_TOKEN", None)
-    env.pop("SLACK_WEBHOOK_URL", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg), "--log-level", "INFO"],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-    )
-
-
 def test_kill_9_mid_replay_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     total = 1200
     replay = _replay(tmp_path / "replay.jsonl", total)
@@ -121,7 +105,7 @@ def test_kill_9_mid_replay_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     kills = 0
     # Kill at a few random points while the replay is still flowing.
     for target in sorted(rng.sample(range(150, total - 150), 3)):
-        proc = _start(cfg, log)
+        proc = start_daemon(cfg, log)
         deadline = time.monotonic() + 120
         while _counts(db_url)[0] < target and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
@@ -131,7 +115,7 @@ def test_kill_9_mid_replay_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         proc.wait(timeout=10)
         kills += 1
     # A final run until everything is stored, scored and delivered; then a clean SIGTERM.
-    proc = _start(cfg, log)
+    proc = start_daemon(cfg, log)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         mentions, sent, todo = _counts(db_url)

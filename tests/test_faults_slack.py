@@ -24,7 +24,7 @@ from monitor.clock import FakeClock
 from monitor.migrate import upgrade
 from monitor.runtime import Runtime
 from tests.mock_slack import BOT_TOKEN, MockSlack
-from tests.pipeline_util import T0, load, post, write_jsonl
+from tests.pipeline_util import T0, config_text, load, post, write_jsonl
 
 CHANNELS = {"C0WEBCARE1": "webcare", "C0KETTLE01": "kettle"}
 
@@ -59,35 +59,8 @@ def crisis_posts() -> list[dict[str, Any]]:
 
 
 def _config(db_url: str, replay: Path, api_url: str) -> str:
-    return f"""
-storage:
-  url: {db_url}
-  url_env: null
-brands:
-  - name: Acme Rail
-    handles: ["@acmerail"]
-    keywords: ["acme rail"]
-  - name: Kettle Co
-    handles: ["@kettleco"]
-    keywords: ["kettle co"]
-    channels: ["#kettle"]
-sources:
-  - name: replay
-    type: replay
-    path: {replay}
-    batch_size: 200
-alerts:
-  group_wait: 0s
-  group_interval: 0s
-  max_per_minute: 1000
-slack:
-  api_url: {api_url}
-  default_channel: "#webcare"
-spikes:
-  clock: data
-daemon:
-  health_port: null
-"""
+    slack = f'slack:\n  api_url: {api_url}\n  default_channel: "#webcare"\n'
+    return config_text(db_url, replay, batch=200, extra=slack)
 
 
 async def _run_with_fault(

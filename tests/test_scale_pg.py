@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from monitor import models
-from tests.pipeline_util import post, write_jsonl
+from tests.pipeline_util import post, start_daemon, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -69,17 +66,6 @@ daemon:
     return cfg
 
 
-def _start(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    return subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "run", "--config", str(cfg), "--log-level", "INFO"],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=REPO,
-    )
-
-
 def _state(url: str) -> dict[str, int]:
     engine = create_engine(url)
     try:
@@ -126,9 +112,9 @@ def test_two_daemons_share_one_postgres_and_survive_kill_9(tmp_path: Path, pg_ur
     cfg_a, cfg_b = _config(tmp_path, pg_url, replays, "a"), _config(tmp_path, pg_url, replays, "b")
     log = tmp_path / "daemons.log"
 
-    a = _start(cfg_a, log)
+    a = start_daemon(cfg_a, log)
     time.sleep(1.0)  # let the first daemon create the schema
-    b = _start(cfg_b, log)
+    b = start_daemon(cfg_b, log)
     try:
         deadline = time.monotonic() + 120
         while _state(pg_url)["mentions"] < total // 3 and time.monotonic() < deadline:
