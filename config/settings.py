@@ -211,7 +211,11 @@ class AlertSettings(_Model):
     routes: tuple[Route, ...] = ()
     quiet_hours: dict[str, QuietHours] = Field(default_factory=dict, description="Per channel.")
     max_per_minute: int = Field(30, ge=1, description="Per channel; more wait in the outbox.")
-    max_attempts: int = Field(20, ge=1)
+    give_up_after: Duration = Field(
+        86400.0,
+        description="Retry an alert whose delivery fails with a retryable error (5xx, timeout, 429) "
+        "for this long after it was raised, then park it as failed.",
+    )
     console: bool = Field(True, description="Render alerts on the console when Slack is not configured.")
     jsonl_path: str | None = Field(None, description="Also append delivered alerts to this JSONL file.")
     praise: bool = True

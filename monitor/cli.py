@@ -33,10 +33,12 @@ app = typer.Typer(
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 watchlist_app = typer.Typer(help="Try watchlist changes before they go live.", no_args_is_help=True)
 silence_app = typer.Typer(help="Mute alerts for a while (Alertmanager-style silences).", no_args_is_help=True)
+alerts_app = typer.Typer(help="The alert outbox: failed deliveries.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks with a fixed input/output contract.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(watchlist_app, name="watchlist")
 app.add_typer(silence_app, name="silence")
+app.add_typer(alerts_app, name="alerts")
 app.add_typer(bench_app, name="bench")
 
 out = Console()
@@ -316,6 +318,56 @@ def silence_expire(silence_id: int, config: ConfigOption = DEFAULT_CONFIG) -> No
             raise typer.Exit(1)
         silence.ends_at = datetime.now(UTC)
     out.print(f"silence #{silence_id} expired")
+
+
+@alerts_app.command("failed")
+def alerts_failed(
+    config: ConfigOption = DEFAULT_CONFIG,
+    limit: Annotated[int, typer.Option(help="Show at most this many, newest first.")] = 50,
+) -> None:
+    """List alerts whose delivery was given up (permanent error, or failing past give_up_after)."""
+    from sqlalchemy import select
+
+    from monitor import models
+    from monitor.db import Database, database_url
+
+    loaded = _load(config)
+    db = Database(database_url(loaded.settings.storage))
+    table = Table("id", "raised (UTC)", "brand", "kind", "channel", "attempts", "last error")
+    with db.session() as session:
+        rows = session.execute(
+            select(models.Alert)
+            .where(models.Alert.status == "failed")
+            .order_by(models.Alert.created_at.desc())
+            .limit(limit)
+        ).scalars()
+        for a in rows:
+            table.add_row(
+                str(a.id),
+                f"{a.created_at:%Y-%m-%d %H:%M}",
+                a.brand or "",
+                a.kind,
+                a.channel,
+                str(a.attempts),
+                (a.last_error or "")[:80],
+            )
+    out.print(table)
+
+
+@alerts_app.command("retry")
+def alerts_retry(
+    ids: Annotated[list[int] | None, typer.Argument(help="Alert ids (default: every failed alert).")] = None,
+    brand: Annotated[str | None, typer.Option(help="Only this brand's failed alerts.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Give failed alerts one more delivery attempt (the running daemon sends them)."""
+    from monitor.db import Database, database_url
+    from monitor.outbox import retry_failed
+
+    loaded = _load(config)
+    db = Database(database_url(loaded.settings.storage))
+    count = retry_failed(db, datetime.now(UTC), brand=brand, ids=ids or ())
+    out.print(f"{count} failed alert{'s' if count != 1 else ''} back in the outbox")
 
 
 @bench_app.command("spikes")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -121,10 +122,16 @@ class SourceCoordinator:
         ceiling = min(self.max_backoff, BASE_BACKOFF * 2 ** max(0, self.failures - 1))
         return self.rng.uniform(ceiling / 2, ceiling)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll on schedule until ``stop`` is set or the source is disabled."""
+    async def run(self, stop: asyncio.Event, on_stored: Callable[[], None] | None = None) -> None:
+        """Poll on schedule until ``stop`` is set or the source is disabled.
+
+        ``on_stored`` is called after a poll stored new mentions (the daemon wakes its processing
+        loop with it, so new mentions are scored and alerted on without waiting for the next tick).
+        """
         while not stop.is_set() and self.disabled is None:
             outcome = await self.poll_once()
+            if on_stored is not None and outcome.stats is not None and outcome.stats.inserted:
+                on_stored()
             if self.disabled is not None:
                 break
             await _sleep_or_stop(self.clock, outcome.delay, stop)
@@ -327,13 +334,16 @@ def _reason(exc: SourceError) -> str:
     )
 
 
-async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
-    """Sleep ``seconds`` on the clock, waking early when ``stop`` is set."""
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    stopper = asyncio.ensure_future(stop.wait())
+async def _sleep_or_stop(
+    clock: Clock, seconds: float, stop: asyncio.Event, wake: asyncio.Event | None = None
+) -> None:
+    """Sleep ``seconds`` on the clock, waking early when ``stop`` (or ``wake``) is set."""
+    waiters = [asyncio.ensure_future(clock.sleep(seconds)), asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
     try:
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (sleeper, stopper):
+        for task in waiters:
             if not task.done():
                 task.cancel()

@@ -48,6 +48,8 @@ class Daemon:
         self.config_path = config_path
         self.roles = roles
         self.stop = asyncio.Event()
+        #: Set when a poll stored new mentions: the processing loop wakes at once instead of idling.
+        self.work = asyncio.Event()
         self._source_tasks: dict[str, asyncio.Task[None]] = {}
         self._extra = list(extra_tasks or [])
         self._mtime = config_path.stat().st_mtime if config_path and config_path.exists() else None
@@ -130,7 +132,9 @@ class Daemon:
             task = self._source_tasks.get(name)
             if task is not None and not task.done():
                 continue
-            self._source_tasks[name] = asyncio.create_task(coordinator.run(self.stop), name=f"source:{name}")
+            self._source_tasks[name] = asyncio.create_task(
+                coordinator.run(self.stop, on_stored=self.work.set), name=f"source:{name}"
+            )
 
     async def _watch_config(self) -> None:
         assert self.config_path is not None
@@ -160,6 +164,7 @@ class Daemon:
         interval = rt.settings.daemon.classify_interval
         failing = False
         while not self.stop.is_set():
+            self.work.clear()
             try:
                 busy = await self._process_step()
                 await asyncio.to_thread(self._update_gauges)
@@ -178,7 +183,19 @@ class Daemon:
                     log.info("processing works again")
                     failing = False
             if not busy:
-                await _sleep_or_stop(rt.clock, interval, self.stop)
+                await _sleep_or_stop(rt.clock, await self._idle_for(interval), self.stop, self.work)
+
+    async def _idle_for(self, interval: float) -> float:
+        """How long to idle: the interval, or less when an outbox alert falls due sooner."""
+        if "alert" not in self.roles:
+            return interval
+        try:
+            due = await asyncio.to_thread(self.runtime.delivery.next_due)
+        except Exception:  # noqa: BLE001 - the step itself reports database trouble
+            return interval
+        if due is None:
+            return interval
+        return min(interval, max(0.0, (due - self.runtime.clock.now()).total_seconds()))
 
     async def _process_step(self) -> bool:
         rt = self.runtime

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,15 +35,43 @@ from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.sqlutil import insert_ignore, lock_skip
 
-__all__ = ["DeliveryStage", "enqueue", "route"]
+__all__ = ["DeliveryStage", "chunked", "enqueue", "retry_failed", "route"]
 
 log = logging.getLogger("repmon.outbox")
 
 #: Items in one grouped message at most (Slack allows 50 blocks; each item takes a few).
 MAX_GROUP_ITEMS = 10
+#: Longest wait between retries of an alert whose delivery failed (exponential from 4 s).
+MAX_RETRY_DELAY = 900.0
 #: A ``sending`` row older than this is settled even if its daemon still beats (a hung send).
 STALE_SENDING = timedelta(minutes=15)
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def chunked(rows: Sequence[models.Alert]) -> list[list[models.Alert]]:
+    """One claim round's rows of a group as messages: in (created, id) order, MAX_GROUP_ITEMS each."""
+    ordered = sorted(rows, key=lambda r: (r.created_at, r.id))
+    return [ordered[i : i + MAX_GROUP_ITEMS] for i in range(0, len(ordered), MAX_GROUP_ITEMS)]
+
+
+def retry_failed(db: Database, now: datetime, *, brand: str | None = None, ids: Sequence[int] = ()) -> int:
+    """Put alerts parked as ``failed`` back in the outbox for one more attempt now."""
+    stmt = update(models.Alert).where(models.Alert.status == "failed")
+    if brand is not None:
+        stmt = stmt.where(models.Alert.brand == brand)
+    if ids:
+        stmt = stmt.where(models.Alert.id.in_(list(ids)))
+    with db.session() as session:
+        result = session.execute(
+            stmt.values(
+                status="pending",
+                next_attempt_at=now,
+                sending_at=None,
+                sending_by=None,
+                status_reason=f"retried by an operator at {now:%Y-%m-%d %H:%M} UTC",
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
 
 def route(
@@ -206,7 +234,9 @@ class DeliveryStage:
             # One claim round sends one message per group: rows sharing group and claim time
             # went out (or not) together.
             by_group.setdefault(f"{row.group_key}@{row.sending_at}", []).append(row)
-        for group_rows in by_group.values():
+        # Chunks are sent in order, so the ones still 'sending' re-chunk along the same borders.
+        claims = [chunk for group_rows in by_group.values() for chunk in chunked(group_rows)]
+        for group_rows in claims:
             notification = self._notification(group_rows)
             since = min(r.sending_at or r.created_at for r in group_rows) - timedelta(seconds=5)
             receipt = await self.notifier.find_delivered(notification, since)
@@ -269,6 +299,26 @@ class DeliveryStage:
                 break
             total += done
         return total
+
+    def next_due(self) -> datetime | None:
+        """When the next waiting alert falls due (None when none waits for a time in the future).
+
+        Alerts already due but not sent by the last step are held back by something else (an
+        earlier incident update, throttling) and are looked at again on the regular tick.
+        """
+        now = self.clock.now()
+        with self.db.session() as session:
+            due = session.execute(
+                select(func.min(models.Alert.next_attempt_at)).where(
+                    models.Alert.status == "pending", models.Alert.next_attempt_at > now
+                )
+            ).scalar_one()
+        if due is None:
+            return None
+        due = due if due.tzinfo is not None else due.replace(tzinfo=UTC)
+        if self.paused_until is not None:
+            due = max(due, self.paused_until)
+        return due
 
     def pending(self) -> int:
         """Alerts waiting in the outbox."""
@@ -341,7 +391,9 @@ class DeliveryStage:
                     row.status = "sending"
                     row.sending_at = now
                     row.sending_by = self.owner
-                batches.append(batch)
+                # A busy group is sent in full, as several messages of at most MAX_GROUP_ITEMS
+                # (waiting a group_interval per ten alerts would let a loud brand's backlog grow).
+                batches.extend(chunked(batch))
             return batches
 
     def _suppression(
@@ -390,8 +442,7 @@ class DeliveryStage:
             for m in members:
                 m.next_attempt_at = ready_at
             return []
-        batch = members[:MAX_GROUP_ITEMS]
-        return batch
+        return members
 
     def _sent_since(self, session: Session, since: datetime) -> dict[str, int]:
         rows = session.execute(
@@ -462,19 +513,29 @@ class DeliveryStage:
                 fresh.attempts += 1
                 fresh.last_error = str(exc)[:1000]
                 fresh.sending_at = None
-                # A rate limit is the receiver saying when to come back, not a failure of ours: it
-                # never uses up max_attempts (a long 429 stretch must not park alerts as failed).
-                rate_limited = exc.retry_after is not None
-                if exc.retryable and (rate_limited or fresh.attempts < self.settings.alerts.max_attempts):
+                # Retryable failures (5xx, connection, 429) are retried until the alert is
+                # give_up_after old, however many attempts that takes: a long outage delays alerts
+                # but does not lose them. Only a permanent error (bad token, unknown channel) or
+                # that age parks one as failed (`repmon alerts retry` sends those again).
+                created = (
+                    fresh.created_at if fresh.created_at.tzinfo else fresh.created_at.replace(tzinfo=UTC)
+                )
+                too_old = (now - created).total_seconds() >= self.settings.alerts.give_up_after
+                if exc.retryable and not too_old:
                     delay = (
                         exc.retry_after
                         if exc.retry_after is not None
-                        else min(900.0, 2.0 * 2**fresh.attempts)
+                        else min(MAX_RETRY_DELAY, 2.0 * 2 ** min(fresh.attempts, 16))
                     )
                     fresh.status = "pending"
                     fresh.next_attempt_at = now + timedelta(seconds=delay)
                 else:
                     fresh.status = "failed"
+                    fresh.status_reason = (
+                        "permanent delivery error"
+                        if not exc.retryable
+                        else f"still failing {self.settings.alerts.give_up_after / 3600:g} h after it was raised"
+                    )
         log.warning(
             "delivery of %d alert(s) to %s failed (%s): %s",
             len(rows),

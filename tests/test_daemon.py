@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -74,3 +75,51 @@ async def test_health_metrics_reload_and_shutdown(tmp_path: Path) -> None:
         daemon.stop.set()
         await asyncio.wait_for(task, timeout=20)
         assert time.monotonic() - started < runtime.settings.daemon.shutdown_timeout + 3
+
+
+def _slow_tick_config(tmp_path: Path, *, group_wait: str) -> tuple[Path, Path]:
+    replay = write_jsonl(tmp_path / "posts.jsonl", [post(1, "Acme Rail is brilliant, thanks", minutes=1)])
+    text = config_text(f"sqlite:///{tmp_path / 'd.db'}", replay, extra="  classify_interval: 60s\n")
+    text = text.replace("    batch_size: 100\n", "    batch_size: 100\n    interval: 1s\n")
+    text = text.replace("  group_wait: 0s\n", f"  group_wait: {group_wait}\n")
+    cfg = tmp_path / "repmon.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    return cfg, replay
+
+
+async def test_new_mentions_wake_the_processing_loop(tmp_path: Path) -> None:
+    # The idle tick is 60 s; a stored poll must not wait for it.
+    cfg, replay = _slow_tick_config(tmp_path, group_wait="0s")
+    notifier = CapturingNotifier()
+    runtime = Runtime(load_config(cfg), notifier=notifier, classifier=StubClassifier(), env={})
+    upgrade(runtime.db)
+    daemon = Daemon(runtime)
+    task = asyncio.create_task(daemon.run())
+    try:
+        await _wait(lambda: len(notifier.keys) == 1)
+        await asyncio.sleep(1.5)  # the loop is idle now, in its 60 s wait
+        with replay.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(post(2, "Acme Rail is brilliant again", minutes=2)) + "\n")
+        started = time.monotonic()
+        await _wait(lambda: len(notifier.keys) == 2, timeout=10.0)
+        assert time.monotonic() - started < 5.0
+    finally:
+        daemon.stop.set()
+        await asyncio.wait_for(task, timeout=20)
+
+
+async def test_idle_loop_wakes_when_group_wait_ends(tmp_path: Path) -> None:
+    # The alert is held 2 s by group_wait; with a 60 s tick it must still go out right after.
+    cfg, _replay = _slow_tick_config(tmp_path, group_wait="2s")
+    notifier = CapturingNotifier()
+    runtime = Runtime(load_config(cfg), notifier=notifier, classifier=StubClassifier(), env={})
+    upgrade(runtime.db)
+    daemon = Daemon(runtime)
+    started = time.monotonic()
+    task = asyncio.create_task(daemon.run())
+    try:
+        await _wait(lambda: len(notifier.keys) == 1, timeout=15.0)
+        assert 1.5 < time.monotonic() - started < 8.0
+    finally:
+        daemon.stop.set()
+        await asyncio.wait_for(task, timeout=20)

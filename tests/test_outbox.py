@@ -13,7 +13,7 @@ from config.settings import QuietHours
 from monitor import models
 from monitor.clock import FakeClock
 from monitor.migrate import upgrade
-from monitor.outbox import quiet_until
+from monitor.outbox import quiet_until, retry_failed
 from monitor.runtime import Runtime
 from tests.pipeline_util import T0, config_text, load, post, write_jsonl
 
@@ -191,5 +191,80 @@ async def test_crash_mid_send_is_reconciled_not_resent(tmp_path: Path) -> None:
         with runtime.db.session() as session:
             statuses = {r.key: r.status for r in session.execute(select(models.Alert)).scalars()}
         assert statuses == {first.key: "sent", second.key: "sent"}
+    finally:
+        await runtime.aclose()
+
+
+MANY = [post(i, f"Acme Rail is brilliant, thanks for trip {i}", minutes=i / 10) for i in range(1, 26)]
+
+
+async def test_busy_group_goes_out_in_full_as_several_messages(tmp_path: Path) -> None:
+    # 25 praise alerts of one group are ready at once: none may wait for the next group_interval.
+    runtime, notifier = _runtime(tmp_path, MANY, "  group_wait: 0s\n  group_interval: 10m\n")
+    try:
+        await runtime.run_once()
+        assert [len(n.items) for n in notifier.sent] == [10, 10, 5]
+        assert len(set(notifier.keys)) == 25
+        # In order of arrival, across the messages.
+        with runtime.db.session() as session:
+            order = [a.key for a in session.execute(select(models.Alert).order_by(models.Alert.id)).scalars()]
+        assert notifier.keys == order
+    finally:
+        await runtime.aclose()
+
+
+async def test_crash_between_messages_of_a_big_group_resends_only_the_rest(tmp_path: Path) -> None:
+    runtime, notifier = _runtime(tmp_path, MANY)
+    try:
+        await runtime.poll_all()
+        await runtime.classify.drain()
+        runtime.rules.drain()
+        batches = runtime.delivery._claim(runtime.clock.now())
+        assert [len(b) for b in batches] == [10, 10, 5]
+        # The dead process got the first message out and recorded it, the second arrived unrecorded.
+        await runtime.delivery._deliver(batches[0])
+        notifier.sent.append(runtime.delivery._notification(batches[1]))
+        await runtime.process()
+        assert sorted(notifier.keys) == sorted({k for b in batches for k in (r.key for r in b)})
+        assert len(notifier.keys) == 25
+    finally:
+        await runtime.aclose()
+
+
+async def test_long_outage_is_retried_until_give_up_after_then_parked(tmp_path: Path) -> None:
+    runtime, notifier = _runtime(
+        tmp_path, PRAISES[:2], "  group_wait: 0s\n  group_interval: 0s\n  give_up_after: 8h\n"
+    )
+    try:
+        notifier.fail_next(10_000, retryable=True)  # 5xx, no Retry-After
+        await runtime.run_once()
+        for _ in range(6 * 4):  # six hours of outage, looked at every 15 minutes
+            runtime.clock.advance(15 * 60)  # type: ignore[attr-defined]
+            await runtime.process()
+        with runtime.db.session() as session:
+            rows = session.execute(select(models.Alert)).scalars().all()
+        assert {r.status for r in rows} == {"pending"}
+        assert all(r.attempts > 20 for r in rows)  # more than the old fixed cap of 20 attempts
+        notifier._failures.clear()  # Slack is back
+        runtime.clock.advance(15 * 60)  # type: ignore[attr-defined]
+        await runtime.process()
+        assert sorted(notifier.keys) == sorted(r.key for r in rows)
+
+        # An alert still failing give_up_after (8 h) after it was raised is parked, and says why.
+        write_jsonl(tmp_path / "posts.jsonl", [*PRAISES[:2], PRAISES[2]])
+        notifier.fail_next(10_000, retryable=True)
+        await runtime.run_once()
+        for _ in range(9 * 4):
+            runtime.clock.advance(15 * 60)  # type: ignore[attr-defined]
+            await runtime.process()
+        with runtime.db.session() as session:
+            parked = session.execute(select(models.Alert).where(models.Alert.status == "failed")).scalar_one()
+        assert "8 h after it was raised" in (parked.status_reason or "")
+
+        # `repmon alerts retry` puts it back; the daemon sends it on its next step.
+        notifier._failures.clear()
+        assert retry_failed(runtime.db, runtime.clock.now()) == 1
+        await runtime.process()
+        assert notifier.keys.count(parked.key) == 1
     finally:
         await runtime.aclose()

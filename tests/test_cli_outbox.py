@@ -1,0 +1,63 @@
+"""The operator commands on the outbox: ``repmon alerts failed|retry`` and ``repmon silence``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from alerts.testing import CapturingNotifier
+from classifiers.testing import StubClassifier
+from config.loader import load_config
+from monitor import models
+from monitor.cli import app
+from monitor.migrate import upgrade
+from monitor.runtime import Runtime
+from tests.pipeline_util import config_text, post, write_jsonl
+
+
+async def test_failed_alerts_are_listed_and_retried_from_the_cli(tmp_path: Path) -> None:
+    replay = write_jsonl(tmp_path / "posts.jsonl", [post(1, "Acme Rail is brilliant, thanks", minutes=1)])
+    cfg = tmp_path / "repmon.yaml"
+    cfg.write_text(config_text(f"sqlite:///{tmp_path / 'c.db'}", replay), encoding="utf-8")
+    notifier = CapturingNotifier()
+    runtime = Runtime(load_config(cfg), notifier=notifier, classifier=StubClassifier(), env={})
+    upgrade(runtime.db)
+    runner = CliRunner()
+    try:
+        notifier.fail_next(1, retryable=False)  # say, channel_not_found
+        await runtime.run_once()
+        listed = runner.invoke(app, ["alerts", "failed", "-c", str(cfg)])
+        assert listed.exit_code == 0, listed.output
+        assert "Acme Rail" in listed.output and "receiver down" in listed.output
+
+        retried = runner.invoke(app, ["alerts", "retry", "--brand", "Kettle Co", "-c", str(cfg)])
+        assert "0 failed alerts back" in retried.output
+        retried = runner.invoke(app, ["alerts", "retry", "-c", str(cfg)])
+        assert retried.exit_code == 0 and "1 failed alert back in the outbox" in retried.output
+        await runtime.process()
+        assert len(notifier.keys) == 1
+        with runtime.db.session() as session:
+            assert session.execute(select(models.Alert.status)).scalar_one() == "sent"
+    finally:
+        await runtime.aclose()
+
+
+def test_silence_add_list_expire(tmp_path: Path) -> None:
+    replay = write_jsonl(tmp_path / "posts.jsonl", [])
+    cfg = tmp_path / "repmon.yaml"
+    cfg.write_text(config_text(f"sqlite:///{tmp_path / 's.db'}", replay), encoding="utf-8")
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade", "-c", str(cfg)]).exit_code == 0
+    bad = runner.invoke(app, ["silence", "add", "brand", "-c", str(cfg)])
+    assert bad.exit_code == 2 and "not a matcher" in bad.output
+    added = runner.invoke(
+        app, ["silence", "add", "brand=Acme Rail", "kind=praise", "--duration", "2h", "-c", str(cfg)]
+    )
+    assert added.exit_code == 0 and "silence #1" in added.output
+    listed = runner.invoke(app, ["silence", "list", "-c", str(cfg)])
+    assert "brand=Acme Rail kind=praise" in listed.output
+    assert runner.invoke(app, ["silence", "expire", "1", "-c", str(cfg)]).exit_code == 0
+    assert "brand=Acme Rail" not in runner.invoke(app, ["silence", "list", "-c", str(cfg)]).output
+    assert runner.invoke(app, ["silence", "expire", "7", "-c", str(cfg)]).exit_code == 1
