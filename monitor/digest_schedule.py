@@ -1,36 +1,43 @@
 """The digest scheduler inside the daemon: at each cron time (digest timezone, DST-safe) it builds the
 digest of the period that just ended for every brand, writes the HTML report and posts to Slack.
 
-Progress is remembered per period in ``<html_dir>/digest-<period>.state.json`` (which brands were
-posted, to which message), so a restart never posts the same period twice, and a run missed while
-the daemon was down is caught up if it is at most :data:`CATCH_UP` old. Without ``html_dir`` there is
-nowhere to remember, so the scheduler then neither catches up nor guards against a restart.
-A failing run is logged and retried a few times; it never takes the daemon down.
+Which brand's digest of which period is in Slack lives in the database (``digest_posts``): a daemon
+claims a (period, brand) row before posting and marks it posted after, so several alert-role daemons
+on one PostgreSQL post each digest once, and a restart never posts a period twice. A claim left by a
+daemon that died while posting is taken over after :data:`CLAIM_TTL` (that one digest may then be
+posted twice; nothing is lost). The HTML report is done when its file exists. A run missed while the
+daemon was down is caught up if it is at most :data:`CATCH_UP` old. A failing run is logged and
+retried a few times; it never takes the daemon down.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from alerts.digest import BrandDigest, Period, build_digests
 from config.settings import Settings
+from monitor import models
 from monitor.clock import Clock
 from monitor.coordinator import _sleep_or_stop
 from monitor.db import Database
 
+if TYPE_CHECKING:
+    from alerts.digest_slack import PostedDigest
+
 __all__ = [
     "CATCH_UP",
+    "CLAIM_TTL",
     "DigestRuntime",
     "DigestScheduler",
     "digest_task",
@@ -48,6 +55,8 @@ MAX_SLEEP = 3600.0
 #: Attempts per run, and the wait between them, before the period is given up until the next run.
 MAX_ATTEMPTS = 3
 RETRY_DELAY = 600.0
+#: A digest claimed for posting but not marked posted after this long is taken over (its daemon died).
+CLAIM_TTL = timedelta(minutes=15)
 
 
 class DigestRuntime(Protocol):
@@ -115,33 +124,6 @@ def period_for_run(schedule: str, timezone: str, run_at: datetime) -> Period:
     return Period.from_dates(last_month_end.replace(day=1), last_month_end, timezone)
 
 
-@dataclass
-class _State:
-    """What was already done for one period (persisted as JSON next to the HTML)."""
-
-    path: Path | None
-    html: str | None = None
-    slack: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path | None) -> _State:
-        if path is None or not path.exists():
-            return cls(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            log.warning("digest state %s unreadable (%s); starting that period afresh", path, exc)
-            return cls(path)
-        return cls(path, data.get("html"), dict(data.get("slack") or {}))
-
-    def save(self) -> None:
-        if self.path is None:
-            return
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"html": self.html, "slack": self.slack}, indent=2), encoding="utf-8")
-        tmp.replace(self.path)
-
-
 class DigestScheduler:
     """Runs the digest on the configured cron schedule until the daemon stops."""
 
@@ -157,8 +139,8 @@ class DigestScheduler:
         self.env: Mapping[str, str] = env if env is not None else getattr(runtime, "env", os.environ)
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
-        #: Per-process memory of finished periods, for when there is no html_dir to remember in.
-        self._memory: dict[str, _State] = {}
+        #: Who claims digest posts: the daemon's id (leases and claims use the same).
+        self.owner: str = getattr(runtime, "owner", None) or f"digest:{os.getpid()}:{id(self):x}"
         self.runs: list[tuple[datetime, Period, bool]] = []
 
     # -- scheduling ------------------------------------------------------------------------
@@ -200,12 +182,12 @@ class DigestScheduler:
 
     async def _catch_up(self, stop: asyncio.Event) -> None:
         cfg = self.runtime.settings.digest
-        if not cfg.enabled or not cfg.html_dir:
+        if not cfg.enabled:
             return
         now = self.runtime.clock.now()
         last = previous_run(cfg.schedule, cfg.timezone, now)
         if now - last <= CATCH_UP:
-            # Idempotent: the period's state file says what (if anything) is still to do.
+            # Idempotent: the HTML file and the digest_posts rows say what is still to do.
             await self.run_once(last, stop)
 
     # -- one run ---------------------------------------------------------------------------
@@ -239,19 +221,18 @@ class DigestScheduler:
         settings = self.runtime.settings
         cfg = settings.digest
         html_dir = Path(cfg.html_dir) if cfg.html_dir else None
-        state = self._state(period, html_dir)
         token = self.env.get(settings.slack.token_env)
         names = [b.name for b in settings.brands if not b.competitor]
-        html_due = html_dir is not None and not (state.html and (html_dir / state.html).exists())
-        slack_due = [n for n in names if n not in state.slack] if token else []
+        html_due = html_dir is not None and not (html_dir / _html_name(period)).exists()
+        posted = await asyncio.to_thread(self._posted, period) if token else set()
+        slack_due = [n for n in names if n not in posted] if token else []
         if not html_due and not slack_due:
             log.info("digest for %s already delivered; nothing to do", period.label)
             return []
         digests = await asyncio.to_thread(build_digests, self.runtime.db, settings, period, names)
         if html_due and html_dir is not None:
-            state.html = await asyncio.to_thread(_write_html, html_dir, period, digests)
-            state.save()
-            log.info("digest for %s written to %s", period.label, html_dir / state.html)
+            name = await asyncio.to_thread(_write_html, html_dir, period, digests)
+            log.info("digest for %s written to %s", period.label, html_dir / name)
         if not token:
             log.info("digest for %s not posted: %s is not set", period.label, settings.slack.token_env)
             return digests
@@ -262,24 +243,106 @@ class DigestScheduler:
         for digest in digests:
             if digest.brand not in slack_due:
                 continue
-            [posted] = await post_digest(client, channel, [digest])
-            state.slack[digest.brand] = {"channel": posted.channel, "ts": posted.ts, "file": posted.file_id}
-            state.save()
+            if not await asyncio.to_thread(self._claim, period, digest.brand):
+                log.info("digest for %s, %s is being posted by another daemon", digest.brand, period.label)
+                continue
+            try:
+                [sent] = await post_digest(client, channel, [digest])
+            except BaseException:
+                await asyncio.to_thread(self._release, period, digest.brand)
+                raise
+            await asyncio.to_thread(self._mark_posted, period, digest.brand, sent)
             log.info("digest for %s, %s posted to %s", digest.brand, period.label, channel)
         return digests
 
-    def _state(self, period: Period, html_dir: Path | None) -> _State:
-        if html_dir is None:
-            return self._memory.setdefault(period.slug, _State(None))
-        return _State.load(html_dir / f"digest-{period.slug}.state.json")
+    # -- bookkeeping in the database -------------------------------------------------------
+
+    def _posted(self, period: Period) -> set[str]:
+        with self.runtime.db.session() as session:
+            return set(
+                session.execute(
+                    select(models.DigestPost.brand).where(
+                        models.DigestPost.period == period.slug, models.DigestPost.status == "posted"
+                    )
+                ).scalars()
+            )
+
+    def _claim(self, period: Period, brand: str) -> bool:
+        """Take the right to post ``brand``'s digest for ``period``; False when done or taken."""
+        db = self.runtime.db
+        now = self.runtime.clock.now()
+        try:
+            with db.session() as session:
+                stmt = select(models.DigestPost).where(
+                    models.DigestPost.period == period.slug, models.DigestPost.brand == brand
+                )
+                row = session.execute(stmt.with_for_update() if db.is_postgres else stmt).scalar_one_or_none()
+                if row is None:
+                    session.add(
+                        models.DigestPost(
+                            period=period.slug,
+                            brand=brand,
+                            status="posting",
+                            owner=self.owner,
+                            started_at=now,
+                        )
+                    )
+                    return True
+                if row.status == "posted":
+                    return False
+                if row.owner != self.owner and row.started_at > now - CLAIM_TTL:
+                    return False
+                if row.owner != self.owner:
+                    log.warning(
+                        "digest for %s, %s was claimed by %s at %s and never finished; posting it now",
+                        brand,
+                        period.label,
+                        row.owner,
+                        row.started_at.isoformat(),
+                    )
+                row.owner = self.owner
+                row.started_at = now
+                return True
+        except IntegrityError:
+            return False  # another daemon inserted the claim first
+
+    def _release(self, period: Period, brand: str) -> None:
+        with self.runtime.db.session() as session:
+            session.execute(
+                delete(models.DigestPost).where(
+                    models.DigestPost.period == period.slug,
+                    models.DigestPost.brand == brand,
+                    models.DigestPost.status == "posting",
+                    models.DigestPost.owner == self.owner,
+                )
+            )
+
+    def _mark_posted(self, period: Period, brand: str, sent: PostedDigest) -> None:
+        with self.runtime.db.session() as session:
+            row = session.get(models.DigestPost, (period.slug, brand))
+            if row is None:  # the claim was deleted meanwhile (by hand): record the post anyway
+                row = models.DigestPost(
+                    period=period.slug, brand=brand, owner=self.owner, started_at=self.runtime.clock.now()
+                )
+                session.add(row)
+            row.status = "posted"
+            row.owner = self.owner
+            row.posted_at = self.runtime.clock.now()
+            row.channel = sent.channel
+            row.ts = sent.ts
+            row.file_id = sent.file_id
+
+
+def _html_name(period: Period) -> str:
+    return f"digest-{period.slug}.html"
 
 
 def _write_html(html_dir: Path, period: Period, digests: list[BrandDigest]) -> str:
     from alerts.digest_html import render_html
 
     html_dir.mkdir(parents=True, exist_ok=True)
-    name = f"digest-{period.slug}.html"
-    tmp = html_dir / (name + ".tmp")
+    name = _html_name(period)
+    tmp = html_dir / f"{name}.{os.getpid()}.tmp"  # daemons sharing a volume never share a temp file
     tmp.write_text(render_html(digests, period), encoding="utf-8")
     tmp.replace(html_dir / name)
     return name

@@ -313,3 +313,20 @@ class DaemonHeartbeat(Base):
     roles: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DigestPost(Base):
+    """One brand's digest for one period in Slack: claimed by one daemon, then posted once."""
+
+    __tablename__ = "digest_posts"
+
+    period: Mapped[str] = mapped_column(String(32), primary_key=True)
+    brand: Mapped[str] = mapped_column(String(128), primary_key=True)
+    #: "posting" (claimed by ``owner`` at ``started_at``) → "posted".
+    status: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    channel: Mapped[str | None] = mapped_column(String(64))
+    ts: Mapped[str | None] = mapped_column(String(64))
+    file_id: Mapped[str | None] = mapped_column(String(64))

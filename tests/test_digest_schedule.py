@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -13,6 +12,7 @@ import pytest
 
 from config.loader import parse_config
 from config.settings import Settings
+from monitor import models
 from monitor.clock import FakeClock
 from monitor.db import Database
 from monitor.digest_schedule import DigestScheduler, digest_task, next_run, period_for_run, previous_run
@@ -101,6 +101,7 @@ class FakeRuntime:
     settings: Settings
     clock: FakeClock
     env: dict[str, str] = field(default_factory=dict)
+    owner: str = "test-daemon"
 
 
 def settings_for(
@@ -130,7 +131,11 @@ digest:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'repmon.db'}")
+    return seeded(f"sqlite:///{tmp_path / 'repmon.db'}")
+
+
+def seeded(url: str) -> Database:
+    database = Database(url)
     upgrade(database)
     s = Seeder(database)
     for day in range(25, 32):  # the week of the DST change
@@ -172,8 +177,9 @@ async def test_task_sleeps_until_the_cron_time_then_writes_and_posts(
     [root] = slack.roots("#webcare")  # one message: Acme only (Rival is a competitor)
     assert "Digest for Acme, Week 13, 2024" in root["text"] and "7 mentions" in root["text"]
     assert len(slack.uploads) == 1 and slack.uploads[0]["thread_ts"] == root["ts"]
-    state = json.loads((tmp_path / "digests" / "digest-2024-W13.state.json").read_text())
-    assert state["html"] == "digest-2024-W13.html" and state["slack"]["Acme"]["ts"] == root["ts"]
+    with db.session() as session:
+        row = session.get(models.DigestPost, ("2024-W13", "Acme"))
+        assert row is not None and row.status == "posted" and row.ts == root["ts"]
 
 
 async def test_digest_task_is_the_daemon_entry_point(db: Database, tmp_path: Path) -> None:
@@ -227,18 +233,61 @@ async def test_failed_post_is_retried(db: Database, tmp_path: Path, slack: MockS
 
 
 async def test_only_brands_not_yet_posted_are_posted(db: Database, tmp_path: Path, slack: MockSlack) -> None:
-    # A run that died after posting Acme: the state file says so; the next run posts Beta only.
+    # A run that died after posting Acme: the database says so; the next run posts Beta only.
     settings = settings_for(tmp_path / "digests", slack.api_url, extra_brand="Beta")
-    (tmp_path / "digests").mkdir()
-    (tmp_path / "digests" / "digest-2024-W13.state.json").write_text(
-        json.dumps({"html": None, "slack": {"Acme": {"channel": "C0WEBCARE1", "ts": "1.0"}}})
-    )
+    with db.session() as session:
+        session.add(
+            models.DigestPost(
+                period="2024-W13",
+                brand="Acme",
+                status="posted",
+                owner="old-daemon",
+                started_at=utc(2024, 4, 1, 7),
+                ts="1.0",
+            )
+        )
     runtime = FakeRuntime(db, settings, FakeClock(utc(2024, 4, 1, 7)), {"SLACK_BOT_TOKEN": BOT_TOKEN})
     assert await DigestScheduler(runtime).run_once(utc(2024, 4, 1, 7))
     [root] = slack.roots("#webcare")
     assert "Digest for Beta" in root["text"]
-    state = json.loads((tmp_path / "digests" / "digest-2024-W13.state.json").read_text())
-    assert set(state["slack"]) == {"Acme", "Beta"} and state["html"] == "digest-2024-W13.html"
+    assert (tmp_path / "digests" / "digest-2024-W13.html").exists()
+
+
+async def test_several_daemons_post_each_digest_once(db_url: str, slack: MockSlack) -> None:
+    # Three alert-role daemons on one database hit the same cron time together.
+    db = seeded(db_url)
+    settings = settings_for(None, slack.api_url, extra_brand="Beta")
+    env = {"SLACK_BOT_TOKEN": BOT_TOKEN}
+    schedulers = [
+        DigestScheduler(FakeRuntime(db, settings, FakeClock(utc(2024, 4, 1, 7)), env, owner=f"d{i}"))
+        for i in range(3)
+    ]
+    results = await asyncio.gather(*(s.run_once(utc(2024, 4, 1, 7)) for s in schedulers))
+    assert results == [True, True, True]
+    roots = slack.roots("#webcare")
+    assert sorted(r["text"].split(",")[0] for r in roots) == ["Digest for Acme", "Digest for Beta"]
+
+
+async def test_a_claim_left_by_a_dead_daemon_is_taken_over(
+    db: Database, tmp_path: Path, slack: MockSlack
+) -> None:
+    settings = settings_for(None, slack.api_url)
+    env = {"SLACK_BOT_TOKEN": BOT_TOKEN}
+    with db.session() as session:
+        session.add(
+            models.DigestPost(
+                period="2024-W13", brand="Acme", status="posting", owner="dead", started_at=utc(2024, 4, 1, 7)
+            )
+        )
+    # Within the claim's lifetime another daemon leaves it alone (the owner may still be posting) ...
+    early = DigestScheduler(FakeRuntime(db, settings, FakeClock(utc(2024, 4, 1, 7, 5)), env, owner="d1"))
+    assert await early.run_once(utc(2024, 4, 1, 7))
+    assert slack.roots("#webcare") == []
+    # ... after it, the digest is posted, once.
+    late = DigestScheduler(FakeRuntime(db, settings, FakeClock(utc(2024, 4, 1, 7, 20)), env, owner="d1"))
+    assert await late.run_once(utc(2024, 4, 1, 7))
+    assert await late.run_once(utc(2024, 4, 1, 7))
+    assert len(slack.roots("#webcare")) == 1
 
 
 async def test_a_broken_database_is_logged_not_fatal(
