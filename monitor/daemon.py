@@ -211,7 +211,7 @@ class Daemon:
 
     def _update_gauges(self) -> None:
         rt = self.runtime
-        with rt.db.session() as session:
+        with rt.db.read_session() as session:
             pending = session.execute(
                 select(func.count()).where(models.Mention.classify_state == "pending")
             ).scalar_one()
@@ -277,7 +277,7 @@ class Daemon:
 
 def health_report(runtime: Runtime) -> dict[str, object]:
     """Health of the daemon and each source, as served on /healthz and shown by ``repmon status``."""
-    with runtime.db.session() as session:
+    with runtime.db.read_session() as session:
         healths = list(session.execute(select(models.SourceHealth)).scalars())
         pending = session.execute(
             select(func.count()).where(models.Mention.classify_state == "pending")

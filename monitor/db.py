@@ -57,6 +57,9 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._connect_args: dict[str, Any] = kwargs.get("connect_args", {})
+        self._read_engine: Engine | None = None
+        self._read_sessions: sessionmaker[Session] | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -69,6 +72,26 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reads that must not queue behind writers (health, status, gauges).
+
+        On SQLite every writing session takes the write lock up front (BEGIN IMMEDIATE), so a plain
+        session would wait for a long write; this one reads the last committed state (WAL readers
+        never block). On PostgreSQL it is an ordinary session.
+        """
+        if self.dialect != "sqlite":
+            with self.session() as session:
+                yield session
+            return
+        if self._read_sessions is None:
+            # Same file and pragmas, but without the BEGIN IMMEDIATE listener: plain autocommit reads.
+            self._read_engine = create_engine(self.url, future=True, connect_args=self._connect_args)
+            event.listen(self._read_engine, "connect", _sqlite_pragmas)
+            self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
+        with self._read_sessions() as session:
+            yield session
+
     def has_schema(self) -> bool:
         """Whether the tables exist (``repmon db upgrade`` has run)."""
         return inspect(self.engine).has_table("mentions")
@@ -76,6 +99,8 @@ class Database:
     def dispose(self) -> None:
         """Close all pooled connections."""
         self.engine.dispose()
+        if self._read_engine is not None:
+            self._read_engine.dispose()
 
     def __repr__(self) -> str:
         return f"Database({redact_url(self.url)})"

@@ -307,7 +307,7 @@ class DeliveryStage:
         earlier incident update, throttling) and are looked at again on the regular tick.
         """
         now = self.clock.now()
-        with self.db.session() as session:
+        with self.db.read_session() as session:
             due = session.execute(
                 select(func.min(models.Alert.next_attempt_at)).where(
                     models.Alert.status == "pending", models.Alert.next_attempt_at > now

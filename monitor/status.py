@@ -19,7 +19,7 @@ def status_report(config: LoadedConfig) -> dict[str, Any]:
     """Health of every source, queue depths and alert counts by status."""
     db = Database(database_url(config.settings.storage))
     try:
-        with db.session() as session:
+        with db.read_session() as session:
             healths = list(
                 session.execute(
                     select(models.SourceHealth).order_by(models.SourceHealth.source_name)

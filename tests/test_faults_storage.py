@@ -208,6 +208,31 @@ async def test_sqlite_write_lock_beyond_busy_timeout_is_survived(tmp_path: Path)
     integrity_ok(path)
 
 
+async def test_health_answers_while_another_process_holds_the_sqlite_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "held.db"
+    replay = write_jsonl(tmp_path / "p.jsonl", [post(1, "Acme Rail is brilliant", minutes=1)])
+    runtime = Runtime(
+        load(_config(f"sqlite:///{path}", replay)),
+        notifier=CapturingNotifier(),
+        classifier=StubClassifier(),
+        env={},
+    )
+    upgrade(runtime.db)
+    await runtime.run_once()
+    blocker = sqlite3.connect(path, isolation_level=None, timeout=5)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # a long write elsewhere (another daemon, a CLI command)
+        blocker.execute("UPDATE source_health SET mentions_total = 99")
+        started = time.monotonic()
+        report = await asyncio.wait_for(asyncio.to_thread(health_report, runtime), 5)
+        assert time.monotonic() - started < 2  # not the 30 s busy timeout
+        assert report["sources"]["replay"]["mentions_total"] == 1  # the last committed state
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await runtime.aclose()
+
+
 @pytest.mark.slow
 async def test_sqlite_full_fails_cleanly_and_resumes_when_space_is_freed(tmp_path: Path) -> None:
     """SQLITE_FULL (max_page_count reached): polls fail, the cursor stays, nothing half-written."""
