@@ -97,7 +97,8 @@ class SpikeStage:
             for brand in self.settings.brands:
                 if brand.competitor:
                     continue
-                for metric in self.settings.spikes.metrics:
+                # Negative first: a total-volume incident is judged against the crisis beside it.
+                for metric in sorted(self.settings.spikes.metrics, key=lambda m: m != "negative"):
                     events += self._advance(session, brand.name, metric, mark)
         return events
 
@@ -272,9 +273,44 @@ class SpikeStage:
             return self.clock.now()
         return session.execute(select(func.max(models.MentionBrand.created_at))).scalar() or self.clock.now()
 
+    def _covered(self, session: Session, incident: models.SpikeIncident) -> models.SpikeIncident | None:
+        """The negative-volume crisis a total-volume incident is part of, if any.
+
+        A crisis raises both metrics; the team needs one thread, so a total incident that starts
+        during a negative one (or at most two buckets before it) sends nothing. Decided from start
+        and end times only, so the raise and every later update of an incident agree.
+        """
+        if incident.metric != "total":
+            return None
+        return (
+            session.execute(
+                select(models.SpikeIncident)
+                .where(
+                    models.SpikeIncident.brand == incident.brand,
+                    models.SpikeIncident.metric == "negative",
+                    models.SpikeIncident.started_at <= incident.started_at + 2 * self.bucket,
+                    (models.SpikeIncident.resolved_at.is_(None))
+                    | (models.SpikeIncident.resolved_at >= incident.started_at),
+                )
+                .order_by(models.SpikeIncident.started_at)
+                .limit(1)
+            )
+            .scalars()
+            .first()
+        )
+
     def _alert(
         self, session: Session, incident: models.SpikeIncident, kind: str, event: SpikeEvent, now: datetime
     ) -> None:
+        crisis = self._covered(session, incident)
+        if crisis is not None:
+            if kind == "raise":
+                log.info(
+                    "volume spike for %s not alerted: part of the negative-volume crisis #%d",
+                    incident.brand,
+                    crisis.id,
+                )
+            return
         samples, terms = self._evidence(session, incident, now)
         what = "negative mentions" if incident.metric == "negative" else "mentions"
         if kind == "resolve":

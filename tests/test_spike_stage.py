@@ -77,6 +77,14 @@ async def test_crisis_raised_updated_in_thread_and_resolved(tmp_path: Path) -> N
         negative = [e for m, e in events if m == "negative"]
         assert negative[0] == "raise" and negative[-1] == "resolve", events
         assert negative.count("raise") == 1 and negative.count("resolve") == 1
+        # The total-volume incident the same crisis raises is recorded, but sends nothing: the
+        # team gets one thread (the negative one), not two.
+        assert [e for m, e in events if m == "total"] == [], events
+        with runtime.db.session() as session:
+            total = session.execute(
+                select(models.SpikeIncident).where(models.SpikeIncident.metric == "total")
+            )
+            assert [i.status for i in total.scalars()] == ["resolved"]
         with runtime.db.session() as session:
             incidents = (
                 session.execute(select(models.SpikeIncident).where(models.SpikeIncident.metric == "negative"))
@@ -107,5 +115,29 @@ async def test_quiet_brand_never_spikes(tmp_path: Path) -> None:
     try:
         await runtime.run_once()
         assert not [i for n in notifier.sent for i in n.items if i.kind == "spike"]
+    finally:
+        await runtime.aclose()
+
+
+async def test_volume_spike_without_a_crisis_is_alerted(tmp_path: Path) -> None:
+    # A burst of neutral posts (a campaign going viral) is a total-volume incident of its own.
+    posts = [p for p in _series() if "storing" not in p["text"]]
+    burst_at = 3 * 24 * 60 + 5.0
+    posts += [
+        post(10_000 + i, f"Acme Rail timetable news shared {i}", minutes=burst_at + i * 0.4)
+        for i in range(60)
+    ]
+    posts.sort(key=lambda p: p["created_at"])
+    replay = write_jsonl(tmp_path / "posts.jsonl", posts)
+    runtime, notifier = _runtime(tmp_path, replay)
+    try:
+        while True:
+            outcome = await runtime.coordinators["replay"].poll_once()
+            await runtime.process()
+            if not outcome.more:
+                break
+        events = [(i.incident.metric, i.event) for n in notifier.sent for i in n.items if i.incident]
+        assert ("total", "raise") in events and ("total", "resolve") in events, events
+        assert not [e for m, e in events if m == "negative"], events
     finally:
         await runtime.aclose()
