@@ -266,3 +266,35 @@ def test_nab_twitter_series_score(tmp_path: Path) -> None:
         )
         raw, null, perfect = raw + file_raw, null - n_windows, perfect + n_windows
     assert 100 * (raw - null) / (perfect - null) >= 80.0
+
+
+def test_single_bucket_jump_raises_on_a_quiet_brand() -> None:
+    counts = series(5, lambda i: 1.0)
+    jump = 4 * DAY + 100
+    counts[jump] = 40.0  # one 5-minute bucket, then back to normal
+    events = feed(counts)
+    assert [(i, e.kind) for i, e in events if e.kind != "resolve"] == [(jump, "raise")]
+    # A jump of a few mentions is a large log-ratio on a quiet brand, but not worth an alert.
+    counts[jump] = 8.0
+    assert feed(counts) == []
+
+
+def bot_brand(days: int, seed: int) -> list[float]:
+    """A quiet brand (3 per bucket) whose bots post a 4-7 bucket burst of ~150-210 every day."""
+    rng = random.Random(seed)
+    counts = series(days, lambda i: 3.0, seed=seed)
+    for day in range(1, days):
+        start = day * DAY + rng.randrange(DAY - 10)
+        for k in range(rng.randrange(4, 8)):
+            counts[start + k] = float(rng.randrange(150, 210))
+    return counts
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_daily_bot_bursts_are_learned_but_a_much_larger_burst_alerts(seed: int) -> None:
+    counts = bot_brand(28, seed)
+    assert feed(counts) == []
+    crisis = 25 * DAY + 100
+    counts[crisis : crisis + 6] = [5000.0] * 6  # ~25x a bot burst (the CUSUM share is capped near 1)
+    raised = [i for i, e in feed(counts) if e.kind == "raise"]
+    assert raised == [crisis]
