@@ -150,11 +150,27 @@ def _summary(runtime: Runtime, out: Console) -> None:
     for kind, status, n in sorted(alerts):
         alert_table.add_row(kind, status, str(n))
     out.print(alert_table)
+
+    def inside_crisis(total: models.SpikeIncident) -> bool:  # as the spike stage decides it
+        return any(
+            c.brand == total.brand
+            and c.metric == "negative"
+            and c.started_at <= total.started_at + timedelta(minutes=10)
+            and (c.resolved_at is None or c.resolved_at >= total.started_at)
+            for c in incidents
+        )
+
     for inc in incidents:
         end = f"resolved {inc.resolved_at:%a %H:%M}" if inc.resolved_at else "still open"
+        what = "crisis" if inc.metric == "negative" else "volume spike"
+        covered = (
+            " (inside the crisis: not alerted on its own)"
+            if inc.metric == "total" and inside_crisis(inc)
+            else ""
+        )
         out.print(
-            f"crisis: {inc.brand} ({inc.metric}) from {inc.started_at:%a %H:%M} UTC, peak {inc.peak_count:.0f} "
-            f"per 5 min vs {inc.expected:.1f} expected, level {inc.level}, {end}"
+            f"{what}: {inc.brand} ({inc.metric}) from {inc.started_at:%a %H:%M} UTC, peak {inc.peak_count:.0f} "
+            f"per 5 min vs {inc.expected:.1f} expected, level {inc.level}, {end}{covered}"
         )
 
 

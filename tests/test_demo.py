@@ -32,6 +32,9 @@ def test_demo_shows_praise_complaints_and_a_crisis(tmp_path: Path) -> None:
     assert "Crisis forming" in out and "Spoorweg Noord" in out
     assert "Resolved" in out
     assert "crisis: Spoorweg Noord (negative)" in out and "resolved" in out
+    # One crisis, one thread: the total-volume spike beside it is recorded but not alerted.
+    assert out.count("Crisis forming") == 1 and "Crisis forming: mentions about" not in out
+    assert "inside the crisis: not alerted on its own" in " ".join(out.split())
     digests = list(tmp_path.glob("digest-*.html"))
     assert len(digests) == 1
     html = digests[0].read_text(encoding="utf-8")
