@@ -2,9 +2,11 @@
 
 Each head is two L2-regularised logistic regressions — one on the dense features (sentence
 embedding + lexicon signals, standardised), one on the hashed n-grams — whose log-probabilities are
-mixed with a fixed weight (a product of experts). Logistic regression because it is convex (training
-is deterministic and needs no tuning of learning rates), calibrated enough to put thresholds on, and
-tiny to store and run; a hidden layer measured no better on these data (docs/classifiers.md).
+mixed with a fixed weight (a product of experts). A head may also read a small dense model's
+log-probabilities as extra dense inputs (:class:`AuxInputs`: the complaint head reads sentiment).
+Logistic regression because it is convex (training is deterministic and needs no tuning of learning
+rates), calibrated enough to put thresholds on, and tiny to store and run; a hidden layer measured no
+better on these data (docs/classifiers.md).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 from classifiers.base import ClassifierError
 from classifiers.features import Features, SparseRows
 
-__all__ = ["FORMAT_VERSION", "HeadSet", "LinearHead", "fit_logistic", "lbfgs"]
+__all__ = ["FORMAT_VERSION", "AuxInputs", "HeadSet", "LinearHead", "fit_logistic", "lbfgs"]
 
 #: Bump when the layout of the ``.npz`` changes incompatibly.
 FORMAT_VERSION = 1
@@ -30,20 +32,20 @@ FORMAT_VERSION = 1
 Matrix = np.ndarray | SparseRows
 
 
-def _matmul(x: Matrix, w: np.ndarray) -> np.ndarray:
-    return x.matmul(w) if isinstance(x, SparseRows) else np.asarray(x, dtype=np.float64) @ w
+def _matmul(x: Any, w: np.ndarray) -> np.ndarray:
+    return x.matmul(w) if hasattr(x, "matmul") else np.asarray(x, dtype=np.float64) @ w
 
 
-def _rmatmul(x: Matrix, g: np.ndarray) -> np.ndarray:
-    return x.rmatmul(g) if isinstance(x, SparseRows) else np.asarray(x, dtype=np.float64).T @ g
+def _rmatmul(x: Any, g: np.ndarray) -> np.ndarray:
+    return x.rmatmul(g) if hasattr(x, "rmatmul") else np.asarray(x, dtype=np.float64).T @ g
 
 
-def _n_rows(x: Matrix) -> int:
-    return x.n_rows if isinstance(x, SparseRows) else int(x.shape[0])
+def _n_rows(x: Any) -> int:
+    return int(x.n_rows) if hasattr(x, "n_rows") else int(x.shape[0])
 
 
-def _n_cols(x: Matrix) -> int:
-    return x.n_cols if isinstance(x, SparseRows) else int(x.shape[1])
+def _n_cols(x: Any) -> int:
+    return int(x.n_cols) if hasattr(x, "n_cols") else int(x.shape[1])
 
 
 def lbfgs(
@@ -120,9 +122,18 @@ def fit_logistic(
     ``LogisticRegression(C=c)``; the bias is not penalised. Returns ``(W (d, k), b (k,))`` with
     ``k = 1`` for binary problems. Deterministic: starts from zero.
     """
-    n, d = _n_rows(x), _n_cols(x)
+    n, d_full = _n_rows(x), _n_cols(x)
     if n == 0:
         raise ClassifierError("no training examples for a head")
+    used: np.ndarray | None = None
+    xm: Any = x
+    if isinstance(x, SparseRows):
+        # Solve over the columns that occur: an unused hashed bucket gets no gradient from the data
+        # and none from the penalty at zero, so it stays exactly zero. Same optimum, and on tweets
+        # ~2x smaller vectors for L-BFGS (118k of 262k buckets occur in the dev sets).
+        used, inverse = np.unique(x.indices, return_inverse=True)
+        xm = _CompactRows(x, inverse.astype(np.int64), len(used))
+    d = _n_cols(xm)
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     wsum = float(w.sum())
     lam = 1.0 / (c * wsum)
@@ -132,7 +143,7 @@ def fit_logistic(
     def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
         weights = theta[: d * k].reshape(d, k)
         bias = theta[d * k :]
-        z = _matmul(x, weights) + bias
+        z = _matmul(xm, weights) + bias
         if k == 1:
             zz = z[:, 0]
             loss_i = np.logaddexp(0.0, zz) - y * zz
@@ -145,11 +156,45 @@ def fit_logistic(
             p[np.arange(n), y] -= 1.0
             gz = p * (w / wsum)[:, None]
         loss = float(loss_i @ w) / wsum + 0.5 * lam * float(np.sum(weights * weights))
-        gw = _rmatmul(x, gz) + lam * weights
+        gw = _rmatmul(xm, gz) + lam * weights
         return loss, np.concatenate([gw.ravel(), gz.sum(axis=0)])
 
     theta = lbfgs(fun, np.zeros(d * k + k), max_iter=max_iter, on_iter=on_iter)
-    return theta[: d * k].reshape(d, k), theta[d * k :]
+    weights = theta[: d * k].reshape(d, k)
+    if used is not None:
+        full = np.zeros((d_full, k))
+        full[used] = weights
+        weights = full
+    return weights, theta[d * k :]
+
+
+class _CompactRows:
+    """A :class:`SparseRows` re-indexed onto the columns it uses, with the per-value row ids cached."""
+
+    def __init__(self, rows: SparseRows, columns: np.ndarray, n_cols: int) -> None:
+        self.n_rows = rows.n_rows
+        self.n_cols = n_cols
+        self._indptr = rows.indptr
+        self._columns = columns
+        self._data = rows.data.astype(np.float64)
+        self._row_ids = rows.row_ids()
+        self._nonempty = np.diff(rows.indptr) > 0
+
+    def matmul(self, weights: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.n_rows, weights.shape[1]))
+        if len(self._data):
+            contrib = self._data[:, None] * weights[self._columns]
+            out[self._nonempty] = np.add.reduceat(contrib, self._indptr[:-1][self._nonempty], axis=0)
+        return out
+
+    def rmatmul(self, grad_rows: np.ndarray) -> np.ndarray:
+        k = grad_rows.shape[1]
+        out = np.zeros((self.n_cols, k))
+        for j in range(k):
+            out[:, j] = np.bincount(
+                self._columns, weights=self._data * grad_rows[self._row_ids, j], minlength=self.n_cols
+            )
+        return out
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -159,14 +204,40 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 @dataclass
+class AuxInputs:
+    """A small dense-only softmax whose standardised log-probabilities are extra inputs of a head.
+
+    The complaint head reads sentiment this way: a dense sentiment model (trained on the sentiment
+    labels; out-of-fold for the complaint head's own training rows) adds ``log p(negative / neutral
+    / positive)`` to the dense features.
+    """
+
+    w: np.ndarray  # (d, m) float32
+    b: np.ndarray  # (m,)
+    mean: np.ndarray  # (m,) standardisation of the log-probabilities
+    scale: np.ndarray  # (m,)
+
+    def log_proba(self, dense: np.ndarray) -> np.ndarray:
+        """Raw log-probabilities ``(n, m)``."""
+        z = dense.astype(np.float64) @ self.w.astype(np.float64) + self.b
+        return np.log(np.clip(_softmax(z), 1e-12, None))
+
+    def extend(self, dense: np.ndarray) -> np.ndarray:
+        """``dense`` with the standardised log-probabilities appended as columns."""
+        extra = (self.log_proba(dense) - self.mean) / self.scale
+        return np.concatenate([dense.astype(np.float64), extra], axis=1)
+
+
+@dataclass
 class LinearHead:
     """A dense-feature and an n-gram logistic regression, mixed in log space with ``ngram_mix``."""
 
-    dense_w: np.ndarray  # (d, k) float32
+    dense_w: np.ndarray  # (d [+ aux outputs], k) float32
     dense_b: np.ndarray  # (k,)
     ngram_w: np.ndarray  # (buckets, k) float16
     ngram_b: np.ndarray  # (k,)
     ngram_mix: float
+    aux: AuxInputs | None = None
 
     @property
     def binary(self) -> bool:
@@ -175,6 +246,8 @@ class LinearHead:
 
     def logits(self, dense: np.ndarray, ngrams: SparseRows) -> np.ndarray:
         """Mixed logits (binary) or mixed log-probabilities (multiclass), ``(n, k)``."""
+        if self.aux is not None:
+            dense = self.aux.extend(dense)
         zd = dense.astype(np.float64) @ self.dense_w.astype(np.float64) + self.dense_b
         zs = ngrams.matmul(self.ngram_w.astype(np.float64)) + self.ngram_b
         if self.binary:
@@ -231,6 +304,11 @@ class HeadSet:
             arrays[f"{name}.ngram_w"] = head.ngram_w.astype(np.float16)
             arrays[f"{name}.ngram_b"] = head.ngram_b.astype(np.float32)
             arrays[f"{name}.ngram_mix"] = np.asarray([head.ngram_mix], dtype=np.float32)
+            if head.aux is not None:
+                arrays[f"{name}.aux_w"] = head.aux.w.astype(np.float32)
+                arrays[f"{name}.aux_b"] = head.aux.b.astype(np.float32)
+                arrays[f"{name}.aux_mean"] = head.aux.mean.astype(np.float32)
+                arrays[f"{name}.aux_scale"] = head.aux.scale.astype(np.float32)
         return arrays
 
     def save(self, path: Path) -> None:
@@ -267,6 +345,7 @@ class HeadSet:
                     ngram_w=arrays[f"{name}.ngram_w"],
                     ngram_b=arrays[f"{name}.ngram_b"],
                     ngram_mix=float(arrays[f"{name}.ngram_mix"][0]),
+                    aux=_load_aux(arrays, name),
                 )
                 for name in meta["heads"]
             }
@@ -278,3 +357,15 @@ class HeadSet:
         """A decision threshold stored at training time (``complaint``, ``praise``), else ``default``."""
         thresholds: Mapping[str, float] = self.meta.get("thresholds", {})
         return float(thresholds.get(name, default))
+
+
+def _load_aux(arrays: Mapping[str, np.ndarray], name: str) -> AuxInputs | None:
+    """The optional auxiliary inputs of head ``name`` (absent in files without them)."""
+    if f"{name}.aux_w" not in arrays:
+        return None
+    return AuxInputs(
+        arrays[f"{name}.aux_w"],
+        arrays[f"{name}.aux_b"],
+        arrays[f"{name}.aux_mean"],
+        arrays[f"{name}.aux_scale"],
+    )

@@ -185,3 +185,59 @@ def test_praise_threshold_is_the_lowest_with_the_precision() -> None:
     assert pick_praise_threshold(p, y, 0.9) == (0.8, 0.75)
     assert pick_praise_threshold(p, y, 0.8) == (0.6, 1.0)
     assert pick_praise_threshold(p, ~y, 0.9) == (1.0, 0.0)
+
+
+def test_sparse_logistic_solves_only_the_columns_that_occur() -> None:
+    rng = np.random.default_rng(1)
+    rows = [{int(c): 1.0 for c in rng.choice(6, size=3, replace=False) * 2} for _ in range(60)]
+    y = np.array([int(0 in r or 4 in r) for r in rows])
+    sparse = SparseRows.from_dicts(rows, 13)  # only even columns occur; column 12 never does
+    dense = sparse.matmul(np.eye(13))
+    ws, bs = fit_logistic(sparse, y, 2, c=5.0)
+    wd, bd = fit_logistic(dense, y, 2, c=5.0)
+    assert ws.shape == (13, 1) and np.all(ws[1::2] == 0.0)  # unused buckets stay exactly zero
+    np.testing.assert_allclose(ws, wd, atol=1e-3)
+    np.testing.assert_allclose(bs, bd, atol=1e-3)
+
+
+def test_private_copy_rows_and_heads_keep_only_shared_weights(
+    files: dict[str, Path], tmp_path: Path, analyzer: LexiconAnalyzer
+) -> None:
+    from classifiers.train import _with_private_copy
+
+    sparse = SparseRows.from_dicts([{0: 1.0}, {1: 1.0, 2: 1.0}], 3)
+    copied = _with_private_copy(sparse, np.array([False, True]))
+    assert copied.n_cols == 7
+    assert copied.indices.tolist() == [0, 1, 2, 4, 5, 6]
+    np.testing.assert_allclose(copied.data[1:5], np.concatenate([sparse.data[1:], sparse.data[1:]]))
+    heads = _train(files, tmp_path / "h.npz", analyzer)
+    sentiment = heads.heads["sentiment"]
+    n_dense = heads.dense_mean.shape[0]
+    assert sentiment.dense_w.shape == (n_dense, 3) and sentiment.ngram_w.shape == (1 << 12, 3)
+    assert sentiment.aux is None
+
+
+def test_complaint_head_reads_sentiment_log_probabilities(
+    files: dict[str, Path], tmp_path: Path, analyzer: LexiconAnalyzer
+) -> None:
+    heads = _train(files, tmp_path / "h.npz", analyzer)
+    complaint = heads.heads["complaint"]
+    assert complaint.aux is not None
+    n_dense = heads.dense_mean.shape[0]
+    assert complaint.aux.w.shape == (n_dense, 3)
+    assert complaint.dense_w.shape == (n_dense + 3, 1)
+    loaded = HeadSet.load(tmp_path / "h.npz")
+    assert loaded.heads["complaint"].aux is not None
+    np.testing.assert_array_equal(loaded.heads["complaint"].aux.w, complaint.aux.w)
+    off = HeadSet.load(tmp_path / "h.npz")
+    ext = FeatureExtractor(HashEncoder(), analyzer, buckets=1 << 12)
+    from classifiers.langid import LanguageDetector
+    from classifiers.train import compute_features
+
+    ex = load_examples(files["complaints"], kind="complaints")
+    feats = compute_features(ex, ext, LanguageDetector())
+    p = off.predict("complaint", feats)
+    assert p.shape == (len(ex),) and np.all((p > 0) & (p < 1))
+    # complaints score above the polite questions on this toy set
+    y = np.array([e.complaint for e in ex])
+    assert p[y == 1].mean() > p[y == 0].mean()
