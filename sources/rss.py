@@ -249,7 +249,7 @@ def _entry_to_mention(
     external_id = entry.get("id") or link or stable_id(raw_title, markup)
     created = (
         struct_to_utc(entry.get("published_parsed"))
-        or struct_to_utc(entry.get("updated_parsed"))
+        or struct_to_utc(dict.get(entry, "updated_parsed"))
         or struct_to_utc(entry.get("created_parsed"))
         # The feed gave no date for this entry: the fetch time is the best honest answer.
         or fetched_at
@@ -270,7 +270,8 @@ def _entry_to_mention(
         title=title,
         language=_language(entry),
         source_name=source_name,
-        raw={k: entry.get(k) for k in ("id", "link", "title", "published", "updated") if entry.get(k)},
+        # dict.get: FeedParserDict.get("updated") falls back to "published" with a DeprecationWarning.
+        raw={k: v for k in ("id", "link", "title", "published", "updated") if (v := dict.get(entry, k))},
     )
 
 
