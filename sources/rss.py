@@ -231,6 +231,12 @@ def _entry_markup(entry: Mapping[str, Any]) -> str:
     return str(entry.get("summary") or entry.get("description") or "")
 
 
+def _own(entry: Mapping[str, Any], key: str) -> Any:
+    """The entry's own value for ``key``: FeedParserDict.get("updated") would fall back to
+    "published" (with a DeprecationWarning) when the feed gave no update date."""
+    return dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
+
+
 def _entry_to_mention(
     entry: Mapping[str, Any], *, source_name: str | None, fetched_at: datetime, feed_title: str | None
 ) -> Mention | None:
@@ -249,7 +255,7 @@ def _entry_to_mention(
     external_id = entry.get("id") or link or stable_id(raw_title, markup)
     created = (
         struct_to_utc(entry.get("published_parsed"))
-        or struct_to_utc(dict.get(entry, "updated_parsed"))
+        or struct_to_utc(_own(entry, "updated_parsed"))
         or struct_to_utc(entry.get("created_parsed"))
         # The feed gave no date for this entry: the fetch time is the best honest answer.
         or fetched_at
@@ -270,8 +276,7 @@ def _entry_to_mention(
         title=title,
         language=_language(entry),
         source_name=source_name,
-        # dict.get: FeedParserDict.get("updated") falls back to "published" with a DeprecationWarning.
-        raw={k: v for k in ("id", "link", "title", "published", "updated") if (v := dict.get(entry, k))},
+        raw={k: v for k in ("id", "link", "title", "published", "updated") if (v := _own(entry, k))},
     )
 
 
