@@ -21,14 +21,31 @@ _ClassifierOpt = Annotated[
 _JsonOpt = Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")]
 _BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Texts per classify() call.")]
 _FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Labelled JSONL.")]
+_HeadsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--heads",
+        exists=True,
+        dir_okay=False,
+        help="Head file trained on a transformers: encoder (repmon train --encoder ... --out FILE).",
+    ),
+]
+_DeviceOpt = Annotated[str, typer.Option("--device", help='"cpu", "cuda", "auto" (transformers only).')]
 
 
-def _load(spec: str, batch_size: int) -> Any:
+def _load(spec: str, batch_size: int, heads: Path | None = None, device: str = "cpu") -> Any:
     from classifiers.registry import load_classifier
 
+    kind = spec.split(":", 1)[0].strip().lower()
     options: dict[str, Any] = {}
-    if spec.split(":", 1)[0] in {"default", "embedded", "transformers"}:
+    if kind in {"default", "embedded", "transformers"}:
         options["batch_size"] = batch_size
+    if kind == "transformers":
+        options["device"] = device
+        if heads is not None:
+            options["heads"] = heads
+    elif heads is not None:
+        raise ClassifierError("--heads goes with --classifier transformers:<encoder>")
     return load_classifier(spec, **options)
 
 
@@ -49,12 +66,14 @@ def eval_sentiment(
     as_json: _JsonOpt = False,
     classifier: _ClassifierOpt = "default",
     batch_size: _BatchOpt = 256,
+    heads: _HeadsOpt = None,
+    device: _DeviceOpt = "cpu",
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix on FILE."""
     from classifiers.evaluate import evaluate_sentiment
 
     try:
-        result = evaluate_sentiment(_load(classifier, batch_size), file, batch_size=batch_size)
+        result = evaluate_sentiment(_load(classifier, batch_size, heads, device), file, batch_size=batch_size)
     except ClassifierError as exc:
         raise _fail(exc) from exc
     if as_json:
@@ -98,13 +117,15 @@ def eval_complaints(
     threshold: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Decision threshold (default: the model's).")
     ] = None,
+    heads: _HeadsOpt = None,
+    device: _DeviceOpt = "cpu",
 ) -> None:
     """Complaint precision, recall, F1 (at the model's threshold) and ROC AUC on FILE."""
     from classifiers.evaluate import evaluate_complaints
 
     try:
         result = evaluate_complaints(
-            _load(classifier, batch_size), file, threshold=threshold, batch_size=batch_size
+            _load(classifier, batch_size, heads, device), file, threshold=threshold, batch_size=batch_size
         )
     except ClassifierError as exc:
         raise _fail(exc) from exc
@@ -155,8 +176,15 @@ def train_command(
         Path | None, typer.Option(help="Where to write the heads (.npz); default: the packaged model.")
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="Encoder threads (≤ cores).")] = None,
+    encoder: Annotated[
+        str,
+        typer.Option(
+            help='"default" (the embedded USE encoder) or "transformers:<hub id or dir>" (then give --out).'
+        ),
+    ] = "default",
+    device: _DeviceOpt = "cpu",
 ) -> None:
-    """Train the embedded model's sentiment, complaint and severity heads; write them as .npz."""
+    """Train the sentiment, complaint and severity heads on an encoder; write them as .npz."""
     from rich.console import Console
 
     from classifiers.train import train_heads
@@ -166,6 +194,7 @@ def train_command(
     if missing:  # a feedback export may legitimately not exist yet: say so, train without it
         console.print(f"[yellow]feedback file(s) not found, skipped:[/yellow] {', '.join(map(str, missing))}")
     try:
+        extractor = _extractor(encoder, out, threads, device)
         heads = train_heads(
             sentiment or [],
             complaints or [],
@@ -173,6 +202,7 @@ def train_command(
             seed=seed,
             out=out,
             threads=threads,
+            extractor=extractor,
         )
     except ClassifierError as exc:
         raise _fail(exc) from exc
@@ -184,6 +214,23 @@ def train_command(
         f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, weights {heads.digest}); "
         f"examples {heads.meta['examples']}; praise threshold {t['praise']}, complaint threshold {t['complaint']}"
     )
+
+
+def _extractor(encoder: str, out: Path | None, threads: int | None, device: str) -> Any:
+    """The feature extractor for ``--encoder``; None for the embedded default."""
+    kind, _, model = encoder.strip().partition(":")
+    if kind.lower() in {"default", "embedded"} and not model:
+        return None
+    if kind.lower() != "transformers" or not model:
+        raise ClassifierError(f"--encoder must be default or transformers:<hub id or dir>, not {encoder!r}")
+    if out is None:  # the packaged file belongs to the embedded encoder
+        raise ClassifierError("--encoder transformers:... needs --out FILE for its heads")
+    from classifiers.features import NGRAM_BUCKETS, FeatureExtractor
+    from classifiers.lexicon import LexiconAnalyzer
+    from classifiers.transformers_backend import TransformersEncoder
+
+    enc = TransformersEncoder(model, device=device, threads=threads)
+    return FeatureExtractor(enc, LexiconAnalyzer(), NGRAM_BUCKETS)
 
 
 def train_main(argv: list[str]) -> int:

@@ -152,6 +152,18 @@ class ClassifierSettings(_Model):
     device: str = Field("cpu", description='"cpu", "cuda", "cuda:1", "auto".')
     threads: int | None = Field(None, ge=1, le=256)
     max_attempts: int = Field(5, ge=1, description="Scoring attempts before a mention is parked as failed.")
+    heads: str | None = Field(
+        None,
+        description="With a transformers: encoder, the head file trained on it (repmon train --encoder).",
+    )
+
+    @model_validator(mode="after")
+    def _heads_need_an_encoder(self) -> ClassifierSettings:
+        if self.heads is not None and not self.model.strip().lower().startswith("transformers:"):
+            raise ValueError(
+                "heads only go with model: transformers:<encoder> (the default model ships its own heads)"
+            )
+        return self
 
 
 class SlackSettings(_Model):

@@ -109,9 +109,11 @@ class Runtime:
                 from classifiers.registry import load_classifier
 
                 c = self.settings.classifier
-                self._classifier = load_classifier(
-                    c.model, device=c.device, threads=c.threads, batch_size=c.batch_size
-                )
+                options: dict[str, object] = {"device": c.device, "threads": c.threads}
+                options["batch_size"] = c.batch_size
+                if c.heads is not None:
+                    options["heads"] = c.heads
+                self._classifier = load_classifier(c.model, **options)
             else:
                 self._classifier = self._classifier_factory(self.settings)
             log.info("classifier %s loaded", self._classifier.model_id)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from classifiers.base import Classifier, ClassifierError  # noqa: E402
+from classifiers.embedded import DEFAULT_HEADS_PATH  # noqa: E402
 from classifiers.registry import load_classifier  # noqa: E402
 
 WORDS = [
@@ -121,3 +124,123 @@ def test_errors_are_classifier_errors(model_dir: Path, tmp_path: Path) -> None:
         clf.classify(["a"], [])
     with pytest.raises(ClassifierError, match="needs a model"):
         load_classifier("transformers:")
+
+
+def _tiny_encoder(path: Path) -> Path:
+    """A random BERT *encoder* (no classification head), saved like a hub model."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "!", "?", ","]) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(1)
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_encoder(tmp_path_factory.mktemp("encoder"))
+
+
+def _toy_training_files(tmp: Path) -> tuple[Path, Path]:
+    pos = ["the service is great thanks", "great thanks", "top bedankt", "thanks the service is top"]
+    neg = ["bad slow service", "my order still not arrived", "de trein te laat", "slow and bad"]
+    neu = ["the order", "a trein", "my service is", "de order"]
+    sentiment = tmp / "sentiment.jsonl"
+    rows = [
+        {"text": t, "label": lab}
+        for lab, ts in (("positive", pos), ("negative", neg), ("neutral", neu))
+        for t in ts
+    ]
+    sentiment.write_text("".join(json.dumps(r) + "\n" for r in rows * 3))
+    complaints = tmp / "complaints.jsonl"
+    crows = []
+    for dom in ("rail", "shop", "telecom"):
+        crows += [{"text": f"{t} {dom}", "complaint": 1, "severity": 2, "domain": dom} for t in neg]
+        crows += [{"text": f"{t} {dom}", "complaint": 0, "severity": 0, "domain": dom} for t in pos + neu]
+    complaints.write_text("".join(json.dumps(r) + "\n" for r in crows))
+    return sentiment, complaints
+
+
+def test_chunked_pipeline_keeps_input_order(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from classifiers import transformers_backend
+
+    clf = load_classifier(f"transformers:{model_dir}", batch_size=2, threads=1, max_length=32)
+    texts = [" ".join(WORDS[i % 7 : i % 7 + 1 + i % 5]) for i in range(23)] + TEXTS
+    whole = clf.classify(texts, [None] * len(texts))
+    monkeypatch.setattr(transformers_backend, "CHUNK_TEXTS", 4)  # 7 chunks, tokenized ahead in a thread
+    chunked = clf.classify(texts, [None] * len(texts))
+    assert [s.p_positive for s in chunked] == pytest.approx([s.p_positive for s in whole], abs=1e-6)
+    singles = [clf.classify([t], [None])[0].p_negative for t in texts[:8]]
+    assert [s.p_negative for s in chunked[:8]] == pytest.approx(singles, abs=1e-5)
+
+
+def test_encoder_embeddings_are_pooled_over_real_tokens_only(encoder_dir: Path) -> None:
+    from classifiers.transformers_backend import TransformersEncoder
+
+    enc = TransformersEncoder(str(encoder_dir), batch_size=4, threads=1, max_length=32)
+    assert enc.name == f"hf:{encoder_dir.name}" and enc.dim == 32
+    texts = ["great", "my order still not arrived " * 3, "", "de trein te laat"]
+    emb = enc.encode(texts)
+    assert emb.shape == (4, 32) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    # padding next to a long text must not change a short text's embedding (mask-weighted mean)
+    np.testing.assert_allclose(emb[0], enc.encode(["great"])[0], atol=1e-5)
+    assert not np.allclose(emb[0], emb[3])
+    assert enc.encode([]).shape == (0, 32)
+
+
+def test_encoder_with_trained_heads_end_to_end(encoder_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    sentiment, complaints = _toy_training_files(tmp_path)
+    heads = tmp_path / "heads-tiny.npz"
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["train", "--sentiment", str(sentiment), "--complaints", str(complaints), "--out", str(heads),
+         "--encoder", f"transformers:{encoder_dir}", "--threads", "1"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _head_meta(heads)["encoder"] == f"hf:{encoder_dir.name}"
+    clf = load_classifier(f"transformers:{encoder_dir}", heads=str(heads), threads=1)
+    assert clf.model_id.startswith(f"embedded-hf:{encoder_dir.name}@")
+    scores = clf.classify(["the service is great thanks", "my order still not arrived"], ["en", "en"])
+    assert scores[0].p_positive > scores[1].p_positive
+    assert scores[1].complaint > scores[0].complaint
+    result = runner.invoke(
+        app,
+        ["eval", "sentiment", str(sentiment), "--json", "--classifier", f"transformers:{encoder_dir}",
+         "--heads", str(heads)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 36 and report["macro_f1"] > 0.6  # fitted on these very rows
+    # heads never run on an encoder they were not trained on, and heads need an encoder spec
+    with pytest.raises(ClassifierError, match="trained on encoder"):
+        load_classifier(f"transformers:{encoder_dir}", heads=str(DEFAULT_HEADS_PATH))
+    result = runner.invoke(app, ["eval", "sentiment", str(sentiment), "--heads", str(heads)])
+    assert result.exit_code == 1 and "--heads goes with" in result.output
+    result = runner.invoke(
+        app, ["train", "--sentiment", str(sentiment), "--encoder", f"transformers:{encoder_dir}"]
+    )
+    assert result.exit_code == 1 and "--out" in result.output
+
+
+def _head_meta(path: Path) -> dict[str, object]:
+    from classifiers.heads import HeadSet
+
+    return dict(HeadSet.load(path).meta)

@@ -118,3 +118,10 @@ def test_check_exits_2_on_bad_config_and_0_on_example(tmp_path: Path) -> None:
 def test_bad_keyword_is_caught_at_start_up() -> None:
     issues = _issues(GOOD.replace('keywords: ["acme"]', 'keywords: ["acme", "k*"]'))
     assert any("brands[0].keywords[1]" in i for i in issues), issues
+
+
+def test_classifier_heads_need_a_transformers_encoder() -> None:
+    issues = _issues(GOOD + "classifier:\n  model: default\n  heads: heads.npz\n")
+    assert any(i.startswith("bad.yaml:11: classifier:") and "transformers:" in i for i in issues), issues
+    ok = parse_config(GOOD + "classifier:\n  model: transformers:/models/xlmr\n  heads: h.npz\n", "ok.yaml")
+    assert ok.settings.classifier.heads == "h.npz"
