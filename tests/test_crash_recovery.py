@@ -96,7 +96,7 @@ def _counts(db_url: str) -> tuple[int, int, int]:
 
 
 def test_kill_9_mid_replay_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    total = 1200
+    total = 10_000  # issue #8: kill -9 at random moments during a replay of at least 10,000 mentions
     replay = _replay(tmp_path / "replay.jsonl", total)
     cfg = _config(tmp_path, replay)
     db_url = f"sqlite:///{tmp_path / 'crash.db'}"
@@ -104,7 +104,7 @@ def test_kill_9_mid_replay_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     rng = random.Random(11)
     kills = 0
     # Kill at a few random points while the replay is still flowing.
-    for target in sorted(rng.sample(range(150, total - 150), 3)):
+    for target in sorted(rng.sample(range(300, total - 300), 3)):
         proc = start_daemon(cfg, log)
         deadline = time.monotonic() + 120
         while _counts(db_url)[0] < target and time.monotonic() < deadline and proc.poll() is None:
@@ -116,7 +116,7 @@ def test_kill_9_mid_replay_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         kills += 1
     # A final run until everything is stored, scored and delivered; then a clean SIGTERM.
     proc = start_daemon(cfg, log)
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 400
     while time.monotonic() < deadline:
         mentions, sent, todo = _counts(db_url)
         if mentions == total and todo == 0 and sent > 0:
