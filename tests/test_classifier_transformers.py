@@ -38,29 +38,39 @@ WORDS = [
 ]
 
 
-def _tiny_model(path: Path, id2label: dict[int, str], problem_type: str | None = None) -> Path:
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+def _tiny_bert(path: Path, model_class: str, seed: int = 0, **config: object) -> Path:
+    """A random two-layer BERT of ``model_class`` with its tokenizer, saved like a hub model."""
+    import transformers
+    from transformers import BertConfig, BertTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
     vocab = path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "!", "?", ","]) + "\n")
     tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
-    config = BertConfig(
+    bert = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=37,
         max_position_embeddings=64,
+        **config,
+    )
+    torch.manual_seed(seed)
+    getattr(transformers, model_class)(bert).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _tiny_model(path: Path, id2label: dict[int, str], problem_type: str | None = None) -> Path:
+    return _tiny_bert(
+        path,
+        "BertForSequenceClassification",
         num_labels=len(id2label),
         id2label=id2label,
         label2id={v: k for k, v in id2label.items()},
         problem_type=problem_type,
     )
-    torch.manual_seed(0)
-    BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -127,25 +137,8 @@ def test_errors_are_classifier_errors(model_dir: Path, tmp_path: Path) -> None:
 
 
 def _tiny_encoder(path: Path) -> Path:
-    """A random BERT *encoder* (no classification head), saved like a hub model."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    path.mkdir(parents=True, exist_ok=True)
-    vocab = path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "!", "?", ","]) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=37,
-        max_position_embeddings=64,
-    )
-    torch.manual_seed(1)
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    """A random BERT *encoder* (no classification head)."""
+    return _tiny_bert(path, "BertModel", seed=1)
 
 
 @pytest.fixture(scope="module")
