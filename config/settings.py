@@ -156,14 +156,39 @@ class ClassifierSettings(_Model):
         None,
         description="With a transformers: encoder, the head file trained on it (repmon train --encoder).",
     )
+    label_map: dict[str, Literal["negative", "neutral", "positive", "complaint", "ignore"]] | None = Field(
+        None, description="transformers: what each of the model's labels means, when its names do not say."
+    )
+    max_length: int = Field(256, ge=8, le=8192, description="transformers: tokens kept per post.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="transformers: auto = bf16 (fp16) on a GPU, float32 on the CPU."
+    )
 
     @model_validator(mode="after")
-    def _heads_need_an_encoder(self) -> ClassifierSettings:
-        if self.heads is not None and not self.model.strip().lower().startswith("transformers:"):
+    def _transformers_only_options(self) -> ClassifierSettings:
+        is_hf = self.model.strip().lower().startswith("transformers:")
+        if self.heads is not None and not is_hf:
             raise ValueError(
                 "heads only go with model: transformers:<encoder> (the default model ships its own heads)"
             )
+        if self.label_map is not None and (not is_hf or self.heads is not None):
+            raise ValueError("label_map only goes with a transformers: classification model (no heads)")
         return self
+
+    def load_options(self) -> dict[str, Any]:
+        """Keyword options for :func:`classifiers.registry.load_classifier` of :attr:`model`."""
+        options: dict[str, Any] = {
+            "device": self.device,
+            "threads": self.threads,
+            "batch_size": self.batch_size,
+        }
+        if self.model.strip().lower().startswith("transformers:"):
+            options.update(max_length=self.max_length, dtype=self.dtype)
+            if self.heads is not None:
+                options["heads"] = self.heads
+            if self.label_map is not None:
+                options["label_map"] = dict(self.label_map)
+        return options
 
 
 class SlackSettings(_Model):

@@ -109,11 +109,7 @@ class Runtime:
                 from classifiers.registry import load_classifier
 
                 c = self.settings.classifier
-                options: dict[str, object] = {"device": c.device, "threads": c.threads}
-                options["batch_size"] = c.batch_size
-                if c.heads is not None:
-                    options["heads"] = c.heads
-                self._classifier = load_classifier(c.model, **options)
+                self._classifier = load_classifier(c.model, **c.load_options())
             else:
                 self._classifier = self._classifier_factory(self.settings)
             log.info("classifier %s loaded", self._classifier.model_id)

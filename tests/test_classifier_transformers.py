@@ -237,3 +237,25 @@ def _head_meta(path: Path) -> dict[str, object]:
     from classifiers.heads import HeadSet
 
     return dict(HeadSet.load(path).meta)
+
+
+def test_yaml_settings_reach_the_transformers_classifier(tmp_path: Path) -> None:
+    from config.settings import ClassifierSettings
+
+    four = _tiny_model(
+        tmp_path / "four", {0: "angry", 1: "calm", 2: "happy", 3: "klacht"}, "multi_label_classification"
+    )
+    settings = ClassifierSettings(
+        model=f"transformers:{four}",
+        label_map={"angry": "negative", "calm": "neutral", "happy": "positive", "klacht": "complaint"},
+        max_length=16,
+        dtype="float32",
+        batch_size=3,
+        threads=1,
+    )
+    clf = load_classifier(settings.model, **settings.load_options())
+    assert clf.runner.max_length == 16 and clf.runner.batch_size == 3
+    assert clf.runner.tokenize(["my order still not arrived " * 10])[0].__len__() == 16
+    (s,) = clf.classify(["my order still not arrived"], ["en"])
+    assert 0.0 < s.complaint < 1.0  # from the model's own 'klacht' label, not the lexicon fallback
+    assert clf._fallback is None

@@ -125,3 +125,16 @@ def test_classifier_heads_need_a_transformers_encoder() -> None:
     assert any(i.startswith("bad.yaml:11: classifier:") and "transformers:" in i for i in issues), issues
     ok = parse_config(GOOD + "classifier:\n  model: transformers:/models/xlmr\n  heads: h.npz\n", "ok.yaml")
     assert ok.settings.classifier.heads == "h.npz"
+
+
+def test_classifier_label_map_only_for_transformers_models() -> None:
+    issues = _issues(GOOD + "classifier:\n  model: default\n  label_map: {LABEL_0: negative}\n")
+    assert any("label_map only goes with" in i for i in issues), issues
+    issues = _issues(GOOD + "classifier:\n  model: transformers:/m\n  label_map: {LABEL_0: angry}\n")
+    assert any("classifier.label_map" in i for i in issues), issues
+    ok = parse_config(
+        GOOD + "classifier:\n  model: transformers:/m\n  label_map: {LABEL_0: negative}\n", "ok.yaml"
+    )
+    options = ok.settings.classifier.load_options()
+    assert options["label_map"] == {"LABEL_0": "negative"} and options["max_length"] == 256
+    assert "label_map" not in parse_config(GOOD, "d.yaml").settings.classifier.load_options()
