@@ -241,3 +241,23 @@ def test_complaint_head_reads_sentiment_log_probabilities(
     # complaints score above the polite questions on this toy set
     y = np.array([e.complaint for e in ex])
     assert p[y == 1].mean() > p[y == 0].mean()
+
+
+def test_non_brand_domains_train_sentiment_but_not_complaints(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    rows = [
+        {
+            "text": "@acme still broken",
+            "complaint": 1,
+            "severity": 2,
+            "sentiment": "negative",
+            "domain": "rail",
+        },
+        {"text": "what a lovely day", "complaint": 0, "sentiment": "positive", "domain": "random_tweet"},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    brand, random_tweet = load_examples(path, kind="complaints")
+    assert (brand.complaint, brand.severity, brand.sentiment) == (1, 2, 0)
+    assert (random_tweet.complaint, random_tweet.severity, random_tweet.sentiment) == (None, None, 2)
+    keep_all = load_examples(path, kind="complaints", config=TrainConfig(complaint_exclude_domains=()))
+    assert keep_all[1].complaint == 0
