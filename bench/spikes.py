@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -52,14 +53,19 @@ def load_scorer(path: Path) -> ModuleType:
     return module
 
 
-def file_raws(data: Path, scorer: ModuleType, settings: SpikeSettings) -> dict[str, tuple[float, int]]:
-    """Raw NAB score and window count per series for one settings value."""
+Rows = list[tuple[str, str]]
+
+
+def file_raws(
+    data: Path, scorer: ModuleType, settings: SpikeSettings, transform: Callable[[Rows], Rows] | None = None
+) -> dict[str, tuple[float, int]]:
+    """Raw NAB score and window count per series for one settings value (``transform``: of the counts)."""
     windows = json.loads((data / "windows.json").read_text())
     result: dict[str, tuple[float, int]] = {}
     for name, spans in sorted(windows.items()):
         with (data / name).open(newline="") as f:
             rows = [(r["timestamp"], r["value"]) for r in csv.DictReader(f)]
-        flags = [float(x) for x in detect_rows(rows, settings)]
+        flags = [float(x) for x in detect_rows(transform(rows) if transform else rows, settings)]
         raw, n_windows, _, _ = scorer.score_file(
             [ts for ts, _ in rows],
             flags,
@@ -76,21 +82,11 @@ def thinned_score(
 ) -> float:
     """NAB score on copies of the series where each mention survives with probability ``keep``."""
     rng = random.Random(seed)
-    windows = json.loads((data / "windows.json").read_text())
-    raws: dict[str, tuple[float, int]] = {}
-    for name, spans in sorted(windows.items()):
-        with (data / name).open(newline="") as f:
-            rows = [(r["timestamp"], r["value"]) for r in csv.DictReader(f)]
-        thin = [(ts, str(sum(rng.random() < keep for _ in range(int(float(v)))))) for ts, v in rows]
-        flags = [float(x) for x in detect_rows(thin, settings)]
-        raw, n_windows, _, _ = scorer.score_file(
-            [ts for ts, _ in rows],
-            flags,
-            [(a[:19], b[:19]) for a, b in spans],
-            0.5,
-            *scorer.PROFILES["standard"],
-        )
-        raws[name] = (raw, n_windows)
+
+    def thin(rows: Rows) -> Rows:
+        return [(ts, str(sum(rng.random() < keep for _ in range(int(float(v)))))) for ts, v in rows]
+
+    raws = file_raws(data, scorer, settings, thin)
     return normalised(raws, sorted(raws))
 
 
