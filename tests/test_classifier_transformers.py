@@ -44,9 +44,11 @@ def _tiny_bert(path: Path, model_class: str, seed: int = 0, **config: object) ->
     from transformers import BertConfig, BertTokenizerFast
 
     path.mkdir(parents=True, exist_ok=True)
-    vocab = path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "!", "?", ","]) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    # vocab= (not vocab_file=): transformers 5 reads only the special tokens from a vocab file here,
+    # which would turn every word into [UNK].
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "!", "?", ","]
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True)
+    assert tokenizer("great trein")["input_ids"][1:3] == [words.index("great"), words.index("trein")]
     bert = BertConfig(
         vocab_size=tokenizer.vocab_size,
         hidden_size=32,
