@@ -121,7 +121,7 @@ class TorchTextModel:
             raise ClassifierError(
                 "the transformers backend needs 'torch' and 'transformers' installed"
             ) from exc
-        self._torch = torch
+        self.torch = torch
         self.batch_size = batch_size
         self.max_length = max_length
         self.device = self._pick_device(device)
@@ -154,7 +154,7 @@ class TorchTextModel:
         self.version = (commit or revision or "local")[:12]
 
     def _pick_device(self, device: str) -> Any:
-        torch = self._torch
+        torch = self.torch
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         try:
@@ -166,7 +166,7 @@ class TorchTextModel:
         return dev
 
     def _pick_dtype(self, dtype: str) -> Any:
-        torch = self._torch
+        torch = self.torch
         if dtype == "auto":
             if self.device.type == "cuda":
                 return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -194,7 +194,7 @@ class TorchTextModel:
             return np.zeros((0, 0))
         bounds = [(a, min(a + CHUNK_TEXTS, len(texts))) for a in range(0, len(texts), CHUNK_TEXTS)]
         parts: list[np.ndarray] = []
-        with self._torch.inference_mode():
+        with self.torch.inference_mode():
             if len(bounds) == 1:
                 return self._run_chunk(self.tokenize(texts), head)
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as pool:
@@ -208,7 +208,7 @@ class TorchTextModel:
         return np.concatenate(parts, axis=0)
 
     def _run_chunk(self, ids: list[list[int]], head: Callable[[Any, Any], Any]) -> np.ndarray:
-        torch = self._torch
+        torch = self.torch
         lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         order = np.argsort(lengths, kind="stable")
         on_gpu = self.device.type == "cuda"
@@ -254,7 +254,7 @@ class TransformersEncoder:
         """Embed ``texts`` → ``(n, dim)`` float32."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        torch = self.runner._torch
+        torch = self.runner.torch
 
         def pool(out: Any, mask: Any) -> Any:
             hidden = out.last_hidden_state.float()
@@ -321,7 +321,7 @@ class TransformersClassifier:
 
     def _probabilities(self, texts: Sequence[str]) -> np.ndarray:
         """Model probabilities per label column for ``texts``, in input order."""
-        torch = self.runner._torch
+        torch = self.runner.torch
 
         def probabilities(out: Any, mask: Any) -> Any:
             logits = out.logits.float()

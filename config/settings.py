@@ -164,9 +164,14 @@ class ClassifierSettings(_Model):
         "auto", description="transformers: auto = bf16 (fp16) on a GPU, float32 on the CPU."
     )
 
+    @property
+    def is_transformers(self) -> bool:
+        """Whether :attr:`model` names a Hugging Face model (``transformers:<id or dir>``)."""
+        return self.model.strip().lower().startswith("transformers:")
+
     @model_validator(mode="after")
     def _transformers_only_options(self) -> ClassifierSettings:
-        is_hf = self.model.strip().lower().startswith("transformers:")
+        is_hf = self.is_transformers
         if self.heads is not None and not is_hf:
             raise ValueError(
                 "heads only go with model: transformers:<encoder> (the default model ships its own heads)"
@@ -182,7 +187,7 @@ class ClassifierSettings(_Model):
             "threads": self.threads,
             "batch_size": self.batch_size,
         }
-        if self.model.strip().lower().startswith("transformers:"):
+        if self.is_transformers:
             options.update(max_length=self.max_length, dtype=self.dtype)
             if self.heads is not None:
                 options["heads"] = self.heads
