@@ -11,10 +11,20 @@ from dataclasses import dataclass, field
 from alerts.model import AlertKind, Severity
 from config.settings import Thresholds
 
-__all__ = ["AlertDraft", "MentionFacts", "complaint_rule", "evaluate", "praise_rule"]
+__all__ = [
+    "UNCALIBRATED_PRAISE_MIN_POSITIVE",
+    "AlertDraft",
+    "MentionFacts",
+    "complaint_rule",
+    "evaluate",
+    "praise_minimum",
+    "praise_rule",
+]
 
 #: Sources whose items are reviews: a low rating is a complaint signal in itself.
 REVIEW_SOURCES = frozenset({"appstore", "googleplay", "kiyoh", "trustpilot"})
+#: ``praise_min_positive: auto`` for a score whose model has no calibrated praise threshold.
+UNCALIBRATED_PRAISE_MIN_POSITIVE = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +46,8 @@ class MentionFacts:
     followers: int | None = None
     rating: float | None = None
     rating_max: float | None = None
+    #: The scoring model's calibrated praise threshold, when it has one.
+    praise_threshold: float | None = None
 
     @property
     def rating_share(self) -> float | None:
@@ -67,11 +79,21 @@ def _skip_common(facts: MentionFacts) -> bool:
     return facts.competitor or facts.from_brand or facts.is_copy
 
 
+def praise_minimum(facts: MentionFacts, t: Thresholds) -> tuple[float, str]:
+    """The P(positive) a praise alert needs for this mention, and where that number comes from."""
+    if t.praise_min_positive != "auto":
+        return float(t.praise_min_positive), "threshold"
+    if facts.praise_threshold is not None:
+        return facts.praise_threshold, "the model's calibrated praise threshold"
+    return UNCALIBRATED_PRAISE_MIN_POSITIVE, "default threshold, the model has no calibrated one"
+
+
 def praise_rule(facts: MentionFacts, t: Thresholds) -> AlertDraft | None:
     """Positive, confident, and not tagging the brand: someone to thank who did not ask."""
     if _skip_common(facts) or facts.tagged:
         return None
-    if facts.sentiment != "positive" or facts.p_positive < t.praise_min_positive:
+    minimum, origin = praise_minimum(facts, t)
+    if facts.sentiment != "positive" or facts.p_positive < minimum:
         return None
     share = facts.rating_share
     if share is not None and share < 0.8:
@@ -83,7 +105,7 @@ def praise_rule(facts: MentionFacts, t: Thresholds) -> AlertDraft | None:
         severity="info",
         title=f"Untagged praise for {facts.brand}",
         reason=(
-            f"positive {facts.p_positive:.2f} ≥ {t.praise_min_positive:.2f} and the post does not tag "
+            f"positive {facts.p_positive:.2f} ≥ {minimum:.2f} ({origin}) and the post does not tag "
             f"{facts.brand}'s handles{reach}"
         ),
         labels=_labels(facts, "praise", "info"),

@@ -6,7 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-__all__ = ["LABELS", "Classifier", "ClassifierError", "Scores", "SentimentLabel"]
+__all__ = [
+    "LABELS",
+    "Classifier",
+    "ClassifierError",
+    "Scores",
+    "SentimentLabel",
+    "calibrated_praise_threshold",
+]
 
 SentimentLabel = Literal["negative", "neutral", "positive"]
 #: Canonical label order used for probability vectors everywhere in repmon.
@@ -48,3 +55,17 @@ class Classifier(Protocol):
     def classify(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[Scores]:
         """Score ``texts`` (with optional language hints); one :class:`Scores` per text, same order."""
         ...
+
+
+def calibrated_praise_threshold(classifier: object) -> float | None:
+    """The P(positive) at which ``classifier``'s positives count as praise, when it was calibrated.
+
+    A classifier may carry a ``praise_threshold`` attribute (the embedded default chooses one at
+    training time for ≥ 90 % held-out precision). It is stored with each score, so the praise rule's
+    ``praise_min_positive: auto`` follows the model that scored the post. None when absent or invalid.
+    """
+    value = getattr(classifier, "praise_threshold", None)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if 0.0 <= value <= 1.0 else None

@@ -69,7 +69,13 @@ class StorageSettings(_Model):
 class Thresholds(_Model):
     """Per-brand alert thresholds (brand values override the global defaults)."""
 
-    praise_min_positive: float = Field(0.75, ge=0, le=1, description="Minimum P(positive) for praise alerts.")
+    praise_min_positive: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = Field(
+        "auto",
+        description=(
+            "Minimum P(positive) for praise alerts; 'auto' = the scoring model's calibrated praise "
+            "threshold (≥ 90 % precision on held-out tweets), 0.75 for a model without one."
+        ),
+    )
     complaint_min: float = Field(
         0.6, ge=0, le=1, description="Minimum complaint probability for complaint alerts."
     )

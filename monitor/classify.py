@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from classifiers.base import Classifier, ClassifierError, Scores
+from classifiers.base import Classifier, ClassifierError, Scores, calibrated_praise_threshold
 from monitor import models
 from monitor.clock import Clock
 from monitor.db import Database
@@ -47,6 +47,7 @@ class ClassifyStage:
         self.metrics = metrics
         self.batch_size = batch_size
         self.max_attempts = max_attempts
+        self.praise_threshold = calibrated_praise_threshold(classifier)
 
     def _due(self, now: datetime) -> object:
         return select(
@@ -149,6 +150,7 @@ class ClassifyStage:
                     "severity": score.severity,
                     "language": score.language,
                     "model": score.model,
+                    "praise_threshold": self.praise_threshold,
                     "scored_at": now,
                 },
             )

@@ -150,6 +150,8 @@ class Score(Base):
     severity: Mapped[int | None] = mapped_column(Integer)
     language: Mapped[str | None] = mapped_column(String(16))
     model: Mapped[str] = mapped_column(String(255))
+    #: The model's calibrated praise threshold (None: not calibrated), for ``praise_min_positive: auto``.
+    praise_threshold: Mapped[float | None] = mapped_column(Float)
     scored_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

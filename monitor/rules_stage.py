@@ -102,6 +102,7 @@ class RulesStage:
             followers=mention.author_followers,
             rating=mention.rating,
             rating_max=mention.rating_max,
+            praise_threshold=score.praise_threshold,
         )
         alerts = self.settings.alerts
         for draft in evaluate(
