@@ -312,6 +312,18 @@ class Throughput:
         return self.n / self.stored_s if self.stored_s else 0.0
 
 
+def _settled(state: State, key: str, *, quiet_s: float = 5.0, limit_s: float = 30.0) -> int:
+    """``key``'s count once it stopped changing for ``quiet_s`` (the spike stage may trail the rules
+    stage by a cycle); not part of the timed phase."""
+    value, since, give_up = state.read()[key], time.monotonic(), time.monotonic() + limit_s
+    while time.monotonic() - since < quiet_s and time.monotonic() < give_up:
+        time.sleep(0.5)
+        now = state.read()[key]
+        if now != value:
+            value, since = now, time.monotonic()
+    return int(value)
+
+
 def run_throughput(
     n: int, backend: str, daemons: int, classifier: str, pg: Postgres | None, *, keep: bool = False
 ) -> Throughput:
@@ -354,8 +366,9 @@ def run_throughput(
                     result.first_s = first - launched
                     result.stored_s = stored - first
                     result.done_s = now - first
-                    result.alerts, result.incidents = counts["alerts"], counts["incidents"]
+                    result.alerts = counts["alerts"]
                     result.cpu_s = sum(cpu_seconds(p.pid) for p in procs)
+                    result.incidents = _settled(state, "incidents")
                     break
                 time.sleep(0.25)
             else:

@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from monitor import models
@@ -24,12 +24,16 @@ __all__ = ["StoreStats", "content_hash", "load_cursor", "save_cursor", "store_me
 
 #: Texts shorter than this are too generic ("thanks!") to link as copies of each other.
 MIN_DUPLICATE_CHARS = 40
-#: How far back a copy is linked to its original: syndicated news and copy-paste waves come
-#: within hours; the same sentence days apart is more likely two people.
+#: How far apart a copy and its original may be (either way round: polls may store them out of
+#: order): syndicated news and copy-paste waves come within hours; the same sentence days apart is
+#: more likely two people.
 DUPLICATE_WINDOW = timedelta(hours=12)
 _URLS = re.compile(r"https?://\S+")
 _RT_PREFIX = re.compile(r"^(rt\s+@[\w.]+:?\s*)+", re.IGNORECASE)
 _NON_WORD = re.compile(r"[\W_]+")
+#: First key of the two-key PostgreSQL advisory locks that serialise storing the same text (the
+#: second key is the content hash): 0x72706D63, "rpmc".
+_COPY_LOCK_CLASS = 0x72706D63
 
 
 @dataclass(slots=True)
@@ -74,9 +78,12 @@ def store_mentions(
     """Insert new mentions with their brand matches; returns stats and the new mention ids."""
     stats = StoreStats(received=len(mentions))
     new_ids: list[int] = []
-    for mention in mentions:
+    hashes = [content_hash(m.text) for m in mentions]
+    _lock_copy_keys(
+        session, [(h, m.created_at) for m, h in zip(mentions, hashes, strict=True) if _linkable(m)]
+    )
+    for mention, chash in zip(mentions, hashes, strict=True):
         hits = watchlist.match(mention)
-        chash = content_hash(mention.text)
         mention_id = insert_ignore(
             session,
             models.Mention.__table__,
@@ -146,6 +153,44 @@ def store_poll(
     return stats, ids
 
 
+def _linkable(mention: Mention) -> bool:
+    """Whether the mention's text is long enough to be linked as a copy by content."""
+    return len(mention.text) >= MIN_DUPLICATE_CHARS
+
+
+def _lock_copy_keys(session: Session, items: list[tuple[str, datetime]]) -> None:
+    """On PostgreSQL, hold transaction locks on (content hash, time window) before storing.
+
+    Two polls storing the same text at the same moment (a syndicated story from two feeds, a copy
+    wave on two networks) would otherwise each miss the other's uncommitted row and both stay
+    unlinked originals, so both could alert. With the lock the second waits for the first to
+    commit and, under READ COMMITTED, then sees and links to it.
+
+    Only posts within :data:`DUPLICATE_WINDOW` of each other can link, so the time line is cut in
+    windows of that length and a post locks its own window and the next: any two posts less than
+    a window apart share a lock, while the same text weeks apart (a yearly greeting, a replayed
+    archive) does not make two polls wait for each other. Locks are taken in sorted order (no
+    deadlock between two batches) and released at commit; SQLite has one writer anyway.
+    """
+    if not items or session.get_bind().dialect.name != "postgresql":
+        return
+    span = DUPLICATE_WINDOW.total_seconds()
+    keys: set[int] = set()
+    for chash, created in items:
+        window = int(created.timestamp() // span)
+        for w in (window, window + 1):
+            digest = hashlib.blake2b(f"{chash}:{w}".encode(), digest_size=4).digest()
+            keys.add(int.from_bytes(digest, "big", signed=True))
+    # One round trip; the sorted subquery feeds the lock calls in key order.
+    session.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(:cls, k))"
+            " FROM (SELECT unnest(CAST(:keys AS integer[])) AS k ORDER BY 1) AS ordered"
+        ),
+        {"cls": _COPY_LOCK_CLASS, "keys": sorted(keys)},
+    )
+
+
 def _find_original(session: Session, mention: Mention, chash: str, mention_id: int) -> int | None:
     """The earlier mention this one copies (retweet target, or same text within a few days)."""
     if mention.repost_of:
@@ -157,7 +202,7 @@ def _find_original(session: Session, mention: Mention, chash: str, mention_id: i
         ).scalar_one_or_none()
         if found is not None:
             return found
-    if len(mention.text) < MIN_DUPLICATE_CHARS:
+    if not _linkable(mention):
         return None
     return session.execute(
         select(models.Mention.id)
@@ -165,6 +210,7 @@ def _find_original(session: Session, mention: Mention, chash: str, mention_id: i
             models.Mention.content_hash == chash,
             models.Mention.id != mention_id,
             models.Mention.created_at >= mention.created_at - DUPLICATE_WINDOW,
+            models.Mention.created_at <= mention.created_at + DUPLICATE_WINDOW,
             models.Mention.duplicate_of_id.is_(None),
         )
         .order_by(models.Mention.id)

@@ -1,0 +1,82 @@
+"""Copy linking when two polls store the same text at the same moment (PostgreSQL, real concurrency)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from config.settings import BrandSettings
+from monitor import models
+from monitor.db import Database
+from monitor.migrate import upgrade
+from monitor.store import store_mentions
+from monitor.watch import Watchlist
+from sources.base import Mention
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+STORY = "Acme Rail cancels all trains between Utrecht and Amsterdam after a signal failure tonight"
+
+
+def test_concurrent_copies_on_postgres_are_linked(pg_url: str) -> None:
+    db = Database(pg_url)
+    upgrade(db)
+    watchlist = Watchlist([BrandSettings(name="Acme Rail", keywords=("acme rail",))])
+    first_stored = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with db.session() as session:
+                store_mentions(session, [Mention("rss", "feed-a-1", STORY, T0)], watchlist, T0)
+                first_stored.set()
+                time.sleep(0.5)  # still uncommitted while the second poll stores its copy
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+            first_stored.set()
+
+    def second() -> None:
+        try:
+            first_stored.wait(10)
+            with db.session() as session:
+                copy = Mention("mastodon", "toot-9", STORY + " https://t.co/x", T0 + timedelta(seconds=5))
+                stats, _ = store_mentions(session, [copy], watchlist, T0)
+                assert stats.linked_copies == 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    try:
+        assert not errors, errors
+        with db.session() as session:
+            rows = dict(session.execute(select(models.Mention.external_id, models.Mention.id)).all())
+            copy_of = session.execute(
+                select(models.Mention.duplicate_of_id).where(models.Mention.external_id == "toot-9")
+            ).scalar_one()
+        assert copy_of == rows["feed-a-1"]
+    finally:
+        db.dispose()
+
+
+def test_copies_link_within_the_window_either_way_round(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    upgrade(db)
+    watchlist = Watchlist([BrandSettings(name="Acme Rail", keywords=("acme rail",))])
+    try:
+        with db.session() as session:
+            # Stored out of order (a slower source): the later post first.
+            store_mentions(session, [Mention("rss", "late", STORY, T0 + timedelta(hours=6))], watchlist, T0)
+            stats, _ = store_mentions(session, [Mention("x", "early", STORY, T0)], watchlist, T0)
+            assert stats.linked_copies == 1
+            # The same text days later, or days earlier, is another post, not a copy.
+            for ext, shift in (("next-week", timedelta(days=7)), ("last-week", timedelta(days=-7))):
+                stats, _ = store_mentions(session, [Mention("x", ext, STORY, T0 + shift)], watchlist, T0)
+                assert stats.linked_copies == 0, ext
+    finally:
+        db.dispose()
