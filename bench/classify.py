@@ -1,6 +1,7 @@
 """Classifier benchmarks: throughput and peak memory, and cross-validated accuracy on the dev sets.
 
     python bench/classify.py speed [--classifier default] [--n 1024]
+    python bench/classify.py langid [--n 20000] [--batch-sizes 32 256 4096]
     python bench/classify.py accuracy [--seed 0] [--out out/classify-accuracy.json]
 
 ``speed`` runs each measurement in a fresh process so that peak RSS is that of the classifier alone.
@@ -269,6 +270,31 @@ def accuracy(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def langid_speed(args: argparse.Namespace) -> dict[str, Any]:
+    """Language identification alone: one text at a time vs the batch path, same answers required."""
+    from classifiers.langid import LanguageDetector
+
+    texts, _ = _texts(10**9)
+    texts = (texts * (args.n // len(texts) + 1))[: args.n]
+    detector = LanguageDetector()
+    detector.detect_many(texts[:64])  # load the model and build the batch scorer
+    t = time.perf_counter()
+    single = [detector.detect(x) for x in texts]
+    result: dict[str, Any] = {
+        "n": len(texts),
+        "per_s": {"one at a time": round(len(texts) / (time.perf_counter() - t))},
+    }
+    for bs in args.batch_sizes:
+        t = time.perf_counter()
+        batch: list[str | None] = []
+        for start in range(0, len(texts), bs):
+            batch += detector.detect_many(texts[start : start + bs])
+        result["per_s"][f"detect_many, batch {bs}"] = round(len(texts) / (time.perf_counter() - t))
+        if batch != single:
+            raise SystemExit(f"batch {bs}: {sum(a != b for a, b in zip(batch, single))} answers differ")
+    return {"langid": result}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -282,15 +308,19 @@ def main() -> None:
     child.add_argument("spec")
     child.add_argument("--n", type=int, default=1024)
     child.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32, 256])
+    lid = sub.add_parser("langid")
+    lid.add_argument("--n", type=int, default=20_000)
+    lid.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 256, 4096])
     acc = sub.add_parser("accuracy")
     acc.add_argument("--seed", type=int, default=0)
-    for p in (sp, acc):
+    for p in (sp, lid, acc):
         p.add_argument("--out", type=Path, default=None, help="Also write the JSON result here.")
     args = parser.parse_args()
     if args.cmd == "_speed":
         print(json.dumps(_speed_child(args.spec, args.n, args.batch_sizes)))
         return
-    result = speed(args) if args.cmd == "speed" else accuracy(args)
+    commands = {"speed": speed, "langid": langid_speed, "accuracy": accuracy}
+    result = commands[args.cmd](args)
     result["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),

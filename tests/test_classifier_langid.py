@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from classifiers import langid
 from classifiers.langid import LanguageDetector, clean_for_langid
 
 
@@ -46,3 +50,45 @@ def test_cleaning_keeps_hashtag_words_only_when_nothing_else_is_left() -> None:
 def test_detect_many_preserves_order(detector: LanguageDetector) -> None:
     texts = ["Goedemorgen allemaal, wat een mooie dag", "Good morning everyone, what a lovely day"]
     assert detector.detect_many(texts) == ["nl", "en"]
+
+
+def _dev_texts(shared_dir: Path) -> list[str]:
+    texts: list[str] = []
+    for name in ("sentiment_en_dev.jsonl", "sentiment_nl_dev.jsonl", "complaints_dev.jsonl"):
+        path = shared_dir / "eval" / name
+        texts += [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return texts
+
+
+ODD = [
+    "",
+    "👍👍",
+    "GOEDEMORGEN ALLEMAAL, DE TREIN IS WEER TE LAAT",  # all caps: lower-cased like py3langid does
+    "\x00\ud800 broken surrogate and some English words after it",
+    "Café crème, s'il vous plaît, et l'addition",  # NFC vs NFD input
+    "Cafe\u0301 cre\u0300me, s'il vous plai\u0302t, et l'addition",
+    "Поезд опять опоздал на два часа",
+    "电车又晚点了两个小时",
+    "De klantenservice reageert niet. " * 2_000,
+]
+
+
+def test_batch_detection_matches_one_at_a_time(detector: LanguageDetector, shared_dir: Path) -> None:
+    # The vectorised batch path must be the same model: same answers as detect(), text by text,
+    # across chunk boundaries (> _BATCH_TEXTS texts) and for odd input.
+    texts = _dev_texts(shared_dir) + ODD
+    assert len(texts) > 2 * langid._BATCH_TEXTS
+    batch = detector.detect_many(texts)
+    single = [detector.detect(t) for t in texts]
+    assert batch == single
+    assert {"en", "nl"} <= set(batch) and None in batch
+
+
+def test_batch_probabilities_match_py3langid(detector: LanguageDetector) -> None:
+    model = detector._model()
+    texts = [langid.clean_for_langid(t) for t in ODD if langid.clean_for_langid(t)]
+    for text, (lang, prob, runner_up) in zip(texts, detector._batch_scorer().top2(texts), strict=True):
+        ranked = model.rank(text)
+        assert lang == ranked[0][0]
+        assert prob == pytest.approx(ranked[0][1], abs=1e-4)
+        assert runner_up == pytest.approx(ranked[1][1], abs=1e-4)
