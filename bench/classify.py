@@ -291,7 +291,9 @@ def langid_speed(args: argparse.Namespace) -> dict[str, Any]:
             batch += detector.detect_many(texts[start : start + bs])
         result["per_s"][f"detect_many, batch {bs}"] = round(len(texts) / (time.perf_counter() - t))
         if batch != single:
-            raise SystemExit(f"batch {bs}: {sum(a != b for a, b in zip(batch, single))} answers differ")
+            raise SystemExit(
+                f"batch {bs}: {sum(a != b for a, b in zip(batch, single, strict=True))} answers differ"
+            )
     return {"langid": result}
 
 
