@@ -16,8 +16,9 @@ COPY sources ./sources
 COPY classifiers ./classifiers
 COPY alerts ./alerts
 COPY config ./config
-# constraints.txt keeps torch (if anything pulls it in) on the CPU build and pins the rest.
-RUN pip install -c constraints.txt '.[postgres]' \
+# The embedded classifier runs multilingual-e5-small on torch: take the CPU build from PyTorch's
+# index (PyPI's Linux wheel pulls CUDA libraries); constraints.txt pins its version.
+RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt '.[postgres]' \
  && rm -rf /src
 
 # The digests folder exists (owned by repmon) so a volume mounted there starts out writable.

@@ -122,7 +122,7 @@ def _macro_f1(confusion: np.ndarray) -> float:
 def accuracy(args: argparse.Namespace) -> dict[str, Any]:
     """Cross-validated sentiment, praise, complaint and severity numbers for the embedded default."""
     from classifiers.embedded import DEFAULT_HEADS_PATH, EmbeddedClassifier
-    from classifiers.features import FeatureExtractor, UseEncoder
+    from classifiers.features import FeatureExtractor, default_encoder
     from classifiers.heads import HeadSet
     from classifiers.langid import LanguageDetector
     from classifiers.lexicon import LexiconAnalyzer, LexiconClassifier
@@ -140,7 +140,7 @@ def accuracy(args: argparse.Namespace) -> dict[str, Any]:
     committed = HeadSet.load(DEFAULT_HEADS_PATH)
     thresholds = committed.meta["thresholds"]
     analyzer, detector = LexiconAnalyzer(), LanguageDetector()
-    encoder = CachedEncoder(UseEncoder())
+    encoder = CachedEncoder(default_encoder())
     extractor = FeatureExtractor(encoder, analyzer)
     examples = (
         load_examples(FILES["en"], kind="sentiment")

