@@ -261,3 +261,18 @@ def test_non_brand_domains_train_sentiment_but_not_complaints(tmp_path: Path) ->
     assert (random_tweet.complaint, random_tweet.severity, random_tweet.sentiment) == (None, None, 2)
     keep_all = load_examples(path, kind="complaints", config=TrainConfig(complaint_exclude_domains=()))
     assert keep_all[1].complaint == 0
+
+
+def test_pair_encoder_concatenates_and_names_its_weight() -> None:
+    from classifiers.features import PairEncoder
+
+    first, second = HashEncoder(), HashEncoder()
+    plain = PairEncoder(first, second)
+    weighted = PairEncoder(first, second, second_weight=1.5)
+    texts = ["de trein is te laat", "great service"]
+    a, b = plain.encode(texts), weighted.encode(texts)
+    assert a.shape == (2, 2 * first.dim) and plain.name == "hash-test+hash-test"
+    np.testing.assert_allclose(b[:, : first.dim], a[:, : first.dim])
+    np.testing.assert_allclose(b[:, first.dim :], 1.5 * a[:, first.dim :], rtol=1e-6)
+    # Heads trained at one weight must not load under another: the weight is in the name.
+    assert weighted.name == "hash-test+1.5xhash-test"
