@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from classifiers.base import LABELS, ClassifierError, Scores, SentimentLabel
-from classifiers.features import Encoder, FeatureExtractor, available_cores, default_encoder
+from classifiers.features import Encoder, FeatureExtractor, default_encoder, default_threads
 from classifiers.heads import HeadSet
 from classifiers.langid import LanguageDetector
 from classifiers.lexicon import LexiconAnalyzer, resolve_languages, validate_batch
@@ -21,15 +21,6 @@ from classifiers.lexicon import LexiconAnalyzer, resolve_languages, validate_bat
 __all__ = ["DEFAULT_HEADS_PATH", "EmbeddedClassifier", "default_threads"]
 
 DEFAULT_HEADS_PATH = Path(__file__).resolve().parent / "data" / "heads-use3-e5.npz"
-
-
-def default_threads() -> int:
-    """CPU threads for the USE encoder: half the cores this process may use, 1 to 4.
-
-    The daemon shares the CPU with its pollers and database; OpenBLAS threads spin while they wait,
-    so on a busy 2-core machine two threads ran 3-4x *slower* than one (bench/classify.py).
-    """
-    return max(1, min(4, available_cores() // 2))
 
 
 class EmbeddedClassifier:

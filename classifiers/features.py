@@ -37,6 +37,7 @@ __all__ = [
     "UseEncoder",
     "available_cores",
     "default_encoder",
+    "default_threads",
     "hash_ngrams",
 ]
 
@@ -137,6 +138,15 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def default_threads() -> int:
+    """CPU threads for the USE encoder: half the cores this process may use, 1 to 4.
+
+    The daemon shares the CPU with its pollers and database; OpenBLAS threads spin while they wait,
+    so on a busy 2-core machine two threads ran 3-4x *slower* than one (bench/classify.py).
+    """
+    return max(1, min(4, available_cores() // 2))
+
+
 def default_encoder(threads: int | None = None) -> Encoder:
     """The embedded default's encoder: USE-m3 beside multilingual-e5-small (docs/classifiers.md).
 
@@ -145,9 +155,8 @@ def default_encoder(threads: int | None = None) -> Encoder:
     """
     from classifiers.e5 import E5SmallEncoder
 
-    cores = available_cores()
-    use_threads = threads or max(1, min(4, cores // 2))  # = embedded.default_threads()
-    e5_threads = threads or max(1, min(8, cores))
+    use_threads = threads or default_threads()
+    e5_threads = threads or max(1, min(8, available_cores()))
     e5 = E5SmallEncoder(threads=e5_threads, max_tokens=E5_MAX_TOKENS, prepare=_for_encoder)
     return PairEncoder(UseEncoder(threads=use_threads), e5, second_weight=E5_WEIGHT)
 

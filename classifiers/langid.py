@@ -75,6 +75,7 @@ class LanguageDetector:
         self.languages = tuple(languages)
         self.min_confidence = min_confidence
         self._identifier: Any = None
+        self._scorer: _BatchScorer | None = None
         self._lock = threading.Lock()
 
     def _model(self) -> Any:
@@ -144,11 +145,9 @@ class LanguageDetector:
     def _batch_scorer(self) -> _BatchScorer:
         identifier = self._model()
         with self._lock:
-            scorer: _BatchScorer | None = getattr(self, "_scorer", None)
-            if scorer is None:
-                scorer = _BatchScorer(identifier)
-                self._scorer = scorer
-            return scorer
+            if self._scorer is None:
+                self._scorer = _BatchScorer(identifier)
+            return self._scorer
 
 
 class _BatchScorer:
