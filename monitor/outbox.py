@@ -35,7 +35,7 @@ from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.sqlutil import insert_ignore, lock_skip
 
-__all__ = ["DeliveryStage", "chunked", "enqueue", "retry_failed", "route"]
+__all__ = ["DeliveryStage", "alert_group", "chunked", "enqueue", "retry_failed", "route"]
 
 log = logging.getLogger("repmon.outbox")
 
@@ -417,11 +417,7 @@ class DeliveryStage:
         self, session: Session, group_key: str, members: list[models.Alert], now: datetime
     ) -> list[models.Alert]:
         """Alertmanager timing: the part of a group that may be sent now (the rest waits)."""
-        group = session.get(models.AlertGroup, group_key)
-        if group is None:
-            group = models.AlertGroup(group_key=group_key, first_seen_at=min(m.created_at for m in members))
-            session.add(group)
-            session.flush()
+        group = alert_group(session, group_key, min(m.created_at for m in members))
         if members[0].incident_id is not None:
             # Incident updates go one at a time, in order, into the same thread: an earlier update
             # still waiting (say, for a retry) holds the later ones back.
@@ -492,10 +488,7 @@ class DeliveryStage:
                 attempts=models.Alert.attempts + 1,
             )
         )
-        group = session.get(models.AlertGroup, rows[0].group_key)
-        if group is None:
-            group = models.AlertGroup(group_key=rows[0].group_key, first_seen_at=rows[0].created_at)
-            session.add(group)
+        group = alert_group(session, rows[0].group_key, rows[0].created_at)
         group.last_notified_at = now
         if rows[0].event == "raise" and receipt.message_ts:
             group.thread_ts = receipt.message_ts
@@ -652,3 +645,21 @@ def _item(session: Session, row: models.Alert) -> AlertItem:
         handled_by=row.handled_by,
         dismissed_by=row.dismissed_by,
     )
+
+
+def alert_group(session: Session, group_key: str, first_seen_at: datetime) -> models.AlertGroup:
+    """The notification-log row of a group, created if missing.
+
+    Two daemons claiming different alerts of a new group at once would both try to insert it; the
+    insert ignores a conflict (on PostgreSQL it waits for the other transaction and then finds its
+    row), so neither fails.
+    """
+    group = session.get(models.AlertGroup, group_key)
+    if group is None:
+        insert_ignore(
+            session, models.AlertGroup.__table__, {"group_key": group_key, "first_seen_at": first_seen_at}
+        )
+        group = session.get(models.AlertGroup, group_key)
+        if group is None:  # pragma: no cover - the row exists after the insert, ours or theirs
+            raise RuntimeError(f"alert group {group_key!r} vanished")
+    return group

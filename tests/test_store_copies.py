@@ -1,4 +1,4 @@
-"""Copy linking when two polls store the same text at the same moment (PostgreSQL, real concurrency)."""
+"""Concurrent writers on PostgreSQL (real transactions): copy links, alert-group creation; and the copy window."""
 
 from __future__ import annotations
 
@@ -78,5 +78,47 @@ def test_copies_link_within_the_window_either_way_round(sqlite_url: str) -> None
             for ext, shift in (("next-week", timedelta(days=7)), ("last-week", timedelta(days=-7))):
                 stats, _ = store_mentions(session, [Mention("x", ext, STORY, T0 + shift)], watchlist, T0)
                 assert stats.linked_copies == 0, ext
+    finally:
+        db.dispose()
+
+
+def test_concurrent_alert_group_creation_on_postgres(pg_url: str) -> None:
+    # Two daemons claiming alerts of the same new group at once both create its notification-log
+    # row: the second must find the first's row, not fail on the primary key.
+    from monitor.outbox import alert_group
+
+    db = Database(pg_url)
+    upgrade(db)
+    created = threading.Event()
+    errors: list[BaseException] = []
+    key = "#webcare|brand=Acme Rail,kind=complaint"
+
+    def first() -> None:
+        try:
+            with db.session() as session:
+                alert_group(session, key, T0)
+                session.flush()
+                created.set()
+                time.sleep(0.5)  # uncommitted while the other daemon asks for the group
+        except BaseException as exc:
+            errors.append(exc)
+            created.set()
+
+    def second() -> None:
+        try:
+            created.wait(10)
+            with db.session() as session:
+                group = alert_group(session, key, T0 + timedelta(minutes=1))
+                assert group.first_seen_at == T0  # the first daemon's row
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    try:
+        assert not errors, errors
     finally:
         db.dispose()
