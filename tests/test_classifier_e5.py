@@ -64,3 +64,24 @@ def test_dequantise_q4_block() -> None:
 def test_malformed_model_file_is_a_clear_error(data: bytes) -> None:
     with pytest.raises(ClassifierError):
         load_q4_model(data)
+
+
+def test_intermediate_layers_give_one_normalised_block_each(encoder: E5SmallEncoder) -> None:
+    both = E5SmallEncoder(threads=2, max_tokens=128, layers=(12, 8, 8))
+    assert both.layers == (8, 12) and both.dim == 768 and both.name == "e5-small-q4-l8+12"
+    assert encoder.name == "e5-small-q4" and encoder.dim == 384
+    texts = TEXTS[:3]
+    pooled = both.encode(texts)
+    assert pooled.shape == (3, 768)
+    np.testing.assert_allclose(np.linalg.norm(pooled.reshape(3, 2, 384), axis=2), 1.0, atol=1e-5)
+    # the last block is the plain encoder's output; the first comes from the 8-layer prefix alone
+    np.testing.assert_allclose(pooled[:, 384:], encoder.encode(texts), atol=1e-5)
+    eighth = E5SmallEncoder(threads=2, max_tokens=128, layers=(8,)).encode(texts)
+    np.testing.assert_allclose(pooled[:, :384], eighth, atol=1e-5)
+    assert float((pooled[:, :384] * pooled[:, 384:]).sum(axis=1).max()) < 0.98  # a different view
+
+
+@pytest.mark.parametrize("layers", [(), (0,), (13,), (8, 14)])
+def test_layers_outside_the_model_are_refused(layers: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="layers"):
+        E5SmallEncoder(layers=layers)

@@ -20,7 +20,7 @@ def clf() -> EmbeddedClassifier:
 
 def test_default_is_the_embedded_model_and_small(clf: EmbeddedClassifier) -> None:
     assert isinstance(clf, Classifier)
-    assert clf.model_id.startswith("embedded-use-m3+1.5xe5-small-q4@1-")
+    assert clf.model_id.startswith("embedded-use-m3+1.5xe5-small-q4-l8+12@1-")
     assert DEFAULT_HEADS_PATH.stat().st_size < 5_000_000
     assert 0.0 < clf.praise_threshold < 1.0 and 0.0 < clf.complaint_threshold < 1.0
 
