@@ -46,7 +46,7 @@ class MentionFacts:
     followers: int | None = None
     rating: float | None = None
     rating_max: float | None = None
-    #: The scoring model's calibrated praise threshold, when it has one.
+    #: The scoring model's calibrated praise threshold (for the post's language), when it has one.
     praise_threshold: float | None = None
 
     @property

@@ -57,14 +57,19 @@ class Classifier(Protocol):
         ...
 
 
-def calibrated_praise_threshold(classifier: object) -> float | None:
+def calibrated_praise_threshold(classifier: object, language: str | None = None) -> float | None:
     """The P(positive) at which ``classifier``'s positives count as praise, when it was calibrated.
 
     A classifier may carry a ``praise_threshold`` attribute (the embedded default chooses one at
-    training time for ≥ 90 % held-out precision). It is stored with each score, so the praise rule's
+    training time for ≥ 90 % held-out precision), and a ``praise_threshold_for(language)`` method
+    when it was calibrated per language. It is stored with each score, so the praise rule's
     ``praise_min_positive: auto`` follows the model that scored the post. None when absent or invalid.
     """
-    value = getattr(classifier, "praise_threshold", None)
+    per_language = getattr(classifier, "praise_threshold_for", None)
+    if callable(per_language):
+        value = per_language(language)
+    else:
+        value = getattr(classifier, "praise_threshold", None)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     value = float(value)

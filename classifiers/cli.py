@@ -102,10 +102,12 @@ def eval_sentiment(
     console.print(confusion)
     if "praise" in result:
         p = result["praise"]
-        console.print(
-            f"praise (p_positive ≥ {p['threshold']:.3f}): precision {p['precision']:.3f}, "
-            f"recall {p['recall']:.3f}"
+        by_language = p.get("thresholds_by_language") or {"": p["threshold"]}
+        at = ", ".join(
+            f"{lang or 'other'} {t:.3f}" if len(by_language) > 1 else f"{t:.3f}"
+            for lang, t in by_language.items()
         )
+        console.print(f"praise (p_positive ≥ {at}): precision {p['precision']:.3f}, recall {p['recall']:.3f}")
 
 
 @eval_app.command("complaints")

@@ -62,11 +62,17 @@ class EmbeddedClassifier:
         #: p_positive at or above which a positive post counts as praise (chosen at training time
         #: for ≥ 90 % precision on held-out folds; see docs/classifiers.md).
         self.praise_threshold = self.heads.threshold("praise", 0.8)
+        #: the same, chosen per language where the training data had enough positives
+        self.praise_thresholds = self.heads.praise_thresholds_by_language()
         self.model_id = (
             f"embedded-{self.encoder.name}@{self.heads.meta.get('format_version')}-{self.heads.digest}"
         )
         if eager:
             self.encoder.encode(["warm-up"])  # fail at start-up, not on the first mention
+
+    def praise_threshold_for(self, language: str | None) -> float:
+        """The praise threshold for a post in ``language`` (the pooled one when it has none)."""
+        return self.praise_thresholds.get(language or "", self.praise_threshold)
 
     def classify(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[Scores]:
         """Score ``texts`` in batches of ``batch_size``; one :class:`Scores` per text, same order."""

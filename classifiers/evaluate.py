@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from classifiers.base import LABELS, Classifier, ClassifierError, Scores
+from classifiers.base import LABELS, Classifier, ClassifierError, Scores, calibrated_praise_threshold
 
 __all__ = [
     "binary_metrics",
@@ -132,10 +132,15 @@ def roc_auc(y: Sequence[int], scores: Sequence[float]) -> float | None:
     return float((ranks[yy].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def binary_metrics(y: Sequence[int], scores: Sequence[float], threshold: float) -> dict[str, Any]:
-    """Precision, recall, F1 at ``threshold`` (score ≥ threshold → positive) and AUC."""
+def binary_metrics(
+    y: Sequence[int], scores: Sequence[float], threshold: float | Sequence[float]
+) -> dict[str, Any]:
+    """Precision, recall, F1 at ``threshold`` (score ≥ threshold → positive) and AUC.
+
+    ``threshold`` may also give one threshold per row (e.g. per language).
+    """
     yy = np.asarray(y, dtype=bool)
-    pred = np.asarray(scores, dtype=np.float64) >= threshold
+    pred = np.asarray(scores, dtype=np.float64) >= np.asarray(threshold, dtype=np.float64)
     tp = int(np.sum(pred & yy))
     fp = int(np.sum(pred & ~yy))
     fn = int(np.sum(~pred & yy))
@@ -145,7 +150,7 @@ def binary_metrics(y: Sequence[int], scores: Sequence[float], threshold: float) 
     return {
         "n": len(yy),
         "positives": int(yy.sum()),
-        "threshold": threshold,
+        "threshold": float(threshold) if np.ndim(threshold) == 0 else None,  # type: ignore[arg-type]
         "precision": precision,
         "recall": recall,
         "f1": f1,
@@ -172,11 +177,18 @@ def evaluate_sentiment(
     scores = _classify_all(clf, rows, batch_size, progress, "sentiment")
     result = sentiment_metrics(y_true, [index[s.sentiment] for s in scores])
     result["model"] = clf.model_id
-    praise_threshold = getattr(clf, "praise_threshold", None)
-    if praise_threshold is not None:
+    thresholds = [calibrated_praise_threshold(clf, s.language) for s in scores]
+    if scores and all(t is not None for t in thresholds):
         is_pos = [int(t == index["positive"]) for t in y_true]
-        praise = binary_metrics(is_pos, [s.p_positive for s in scores], float(praise_threshold))
-        result["praise"] = {k: praise[k] for k in ("threshold", "precision", "recall", "f1", "auc")}
+        praise = binary_metrics(is_pos, [s.p_positive for s in scores], [float(t or 0) for t in thresholds])
+        result["praise"] = {k: praise[k] for k in ("precision", "recall", "f1", "auc")}
+        used = {s.language or "": t for s, t in zip(scores, thresholds, strict=True)}
+        distinct = set(used.values())
+        result["praise"]["threshold"] = (
+            distinct.pop() if len(distinct) == 1 else calibrated_praise_threshold(clf)
+        )
+        if distinct:  # calibrated per language and several used: say which threshold each got
+            result["praise"]["thresholds_by_language"] = dict(sorted(used.items()))
     return result
 
 

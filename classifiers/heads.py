@@ -358,6 +358,23 @@ class HeadSet:
         thresholds: Mapping[str, float] = self.meta.get("thresholds", {})
         return float(thresholds.get(name, default))
 
+    def praise_thresholds_by_language(self) -> dict[str, float]:
+        """Per-language praise thresholds chosen at training time (``{}`` in older files).
+
+        Malformed entries (not a number in [0, 1], empty language) are refused, not guessed at.
+        """
+        raw = self.meta.get("praise_thresholds_by_language") or {}
+        if not isinstance(raw, Mapping):
+            raise ClassifierError("head file: the praise thresholds by language are not a mapping")
+        out: dict[str, float] = {}
+        for lang, value in raw.items():
+            if not (isinstance(lang, str) and lang) or isinstance(value, bool):
+                raise ClassifierError(f"head file: bad praise threshold entry {lang!r}: {value!r}")
+            if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+                raise ClassifierError(f"head file: bad praise threshold for {lang!r}: {value!r}")
+            out[lang] = float(value)
+        return out
+
 
 def _load_aux(arrays: Mapping[str, np.ndarray], name: str) -> AuxInputs | None:
     """The optional auxiliary inputs of head ``name`` (absent in files without them)."""

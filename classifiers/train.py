@@ -35,6 +35,7 @@ __all__ = [
     "load_examples",
     "oof_predictions",
     "pick_praise_threshold",
+    "pick_praise_thresholds_by_language",
     "train_heads",
 ]
 
@@ -92,6 +93,9 @@ class TrainConfig:
     #: (complaints are split by ``domain`` when present); 0 = keep the defaults below.
     threshold_folds: int = 5
     praise_precision: float = 0.90
+    #: A language with at least this many positive rows among the calibration rows gets its own
+    #: praise threshold (the same precision target on its rows alone); the rest use the pooled one.
+    praise_min_positives_per_language: int = 100
     default_praise_threshold: float = 0.8
     default_complaint_threshold: float = 0.5
     encoder_batch: int = 256
@@ -197,7 +201,7 @@ def compute_features(
 ) -> Features:
     """Features of all examples (languages from the rows, else detected), in batches."""
     texts = [e.text for e in examples]
-    langs = resolve_languages(texts, [e.language for e in examples], detector)
+    langs = example_languages(examples, detector)
     parts = []
     for start in range(0, len(texts), batch):
         parts.append(extractor.extract(texts[start : start + batch], langs[start : start + batch]))
@@ -206,6 +210,11 @@ def compute_features(
     if not parts:
         raise ClassifierError("no training examples")
     return _concat(parts)
+
+
+def example_languages(examples: Sequence[Example], detector: LanguageDetector) -> list[str | None]:
+    """Each example's language: from its row when given, else detected (None when unsure)."""
+    return resolve_languages([e.text for e in examples], [e.language for e in examples], detector)
 
 
 def _concat(parts: Sequence[Features]) -> Features:
@@ -486,6 +495,32 @@ def pick_praise_threshold(
     return float(p_positive[order][k]), float(hits[k] / is_positive.sum())
 
 
+def pick_praise_thresholds_by_language(
+    p_positive: np.ndarray,
+    is_positive: np.ndarray,
+    languages: Sequence[str | None],
+    precision: float,
+    min_positives: int,
+) -> dict[str, tuple[float, float]]:
+    """Per-language :func:`pick_praise_threshold`: ``{language: (threshold, recall)}``.
+
+    A model's P(positive) is not equally sharp in every language (Dutch has a fifth of the English
+    training rows), so one threshold over all rows is too strict for one language and too lax for
+    another. Only languages with ``min_positives`` positive rows get one, and only when the
+    precision is reachable there; the others keep the pooled threshold.
+    """
+    langs = np.array([lang or "" for lang in languages], dtype=object)
+    out: dict[str, tuple[float, float]] = {}
+    for lang in sorted(set(langs.tolist()) - {""}):
+        rows = langs == lang
+        if int(is_positive[rows].sum()) < min_positives:
+            continue
+        threshold, recall = pick_praise_threshold(p_positive[rows], is_positive[rows], precision)
+        if recall > 0.0:
+            out[str(lang)] = (threshold, recall)
+    return out
+
+
 def _best_f1_threshold(p: np.ndarray, y: np.ndarray) -> float:
     best, best_t = -1.0, 0.5
     for t in np.arange(0.20, 0.81, 0.025):
@@ -532,6 +567,11 @@ def train_heads(
             examples.extend(load_examples(path, kind=kind, weight=w, config=cfg))
     if not examples:
         raise ClassifierError("no training files given")
+    # checked before the threshold folds, which would otherwise fail on an empty complaint set
+    if not any(e.sentiment is not None for e in examples) or not any(
+        e.complaint is not None for e in examples
+    ):
+        raise ClassifierError("training needs sentiment-labelled and complaint-labelled examples")
     ext = extractor or FeatureExtractor(default_encoder(threads), LexiconAnalyzer(), NGRAM_BUCKETS)
     detector = LanguageDetector()
     with _progress(progress) as start:
@@ -539,6 +579,7 @@ def train_heads(
             examples, ext, detector, cfg.encoder_batch, start("encoding texts", len(examples))
         )
         thresholds = {"complaint": cfg.default_complaint_threshold, "praise": cfg.default_praise_threshold}
+        praise_by_language: dict[str, float] = {}
         calibration: dict[str, Any] = {}
         if cfg.threshold_folds > 1:
             sent_rows = np.array([i for i, e in enumerate(examples) if e.sentiment is not None])
@@ -550,6 +591,19 @@ def train_heads(
             t, rec = pick_praise_threshold(p[sent_rows, 2], is_pos, cfg.praise_precision)
             thresholds["praise"] = round(t, 4)
             calibration["praise"] = {"precision_target": cfg.praise_precision, "oof_recall": round(rec, 4)}
+            languages = example_languages([examples[i] for i in sent_rows], detector)
+            by_language = pick_praise_thresholds_by_language(
+                p[sent_rows, 2],
+                is_pos,
+                languages,
+                cfg.praise_precision,
+                cfg.praise_min_positives_per_language,
+            )
+            praise_by_language = {lang: round(t, 4) for lang, (t, _) in by_language.items()}
+            calibration["praise"]["by_language"] = {
+                lang: {"threshold": round(t, 4), "oof_recall": round(r, 4)}
+                for lang, (t, r) in by_language.items()
+            }
             comp_rows = np.array([i for i, e in enumerate(examples) if e.complaint is not None])
             folds = _folds(examples, comp_rows, cfg.threshold_folds, seed, by_domain=True)
             pc = oof_predictions(
@@ -562,6 +616,7 @@ def train_heads(
     heads.meta.update(
         encoder=ext.encoder.name,
         thresholds=thresholds,
+        praise_thresholds_by_language=praise_by_language,
         calibration=calibration,
         seed=seed,
         config=asdict(cfg),

@@ -73,7 +73,8 @@ class Thresholds(_Model):
         "auto",
         description=(
             "Minimum P(positive) for praise alerts; 'auto' = the scoring model's calibrated praise "
-            "threshold (≥ 90 % precision on held-out tweets), 0.75 for a model without one."
+            "threshold for the post's language (≥ 90 % precision on held-out tweets), 0.75 for a "
+            "model without one."
         ),
     )
     complaint_min: float = Field(

@@ -47,7 +47,6 @@ class ClassifyStage:
         self.metrics = metrics
         self.batch_size = batch_size
         self.max_attempts = max_attempts
-        self.praise_threshold = calibrated_praise_threshold(classifier)
 
     def _due(self, now: datetime) -> object:
         return select(
@@ -150,7 +149,7 @@ class ClassifyStage:
                     "severity": score.severity,
                     "language": score.language,
                     "model": score.model,
-                    "praise_threshold": self.praise_threshold,
+                    "praise_threshold": calibrated_praise_threshold(self.classifier, score.language),
                     "scored_at": now,
                 },
             )

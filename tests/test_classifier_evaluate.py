@@ -64,6 +64,40 @@ def test_sentiment_metrics_by_hand(tmp_path: Path) -> None:
     assert r["praise"]["precision"] == 1.0 and r["praise"]["recall"] == 0.5
 
 
+class PerLanguageClassifier(TableClassifier):
+    """Scores every text p_positive 0.7 or 0.1; Dutch counts as praise from 0.6, the rest from 0.75."""
+
+    praise_threshold = 0.75
+
+    def praise_threshold_for(self, language: str | None) -> float:
+        return 0.6 if language == "nl" else self.praise_threshold
+
+    def classify(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[Scores]:
+        return [
+            Scores(label, *_PROBS[label], 0.0, lang, self.model_id)  # type: ignore[arg-type]
+            for label, lang in ((self.table[t][0], lang) for t, lang in zip(texts, languages, strict=True))
+        ]
+
+
+def test_praise_uses_the_threshold_of_each_language(tmp_path: Path) -> None:
+    rows = [
+        {"text": "a", "label": "positive", "lang": "nl"},
+        {"text": "b", "label": "positive", "lang": "en"},
+        {"text": "c", "label": "neutral", "lang": "nl"},
+    ]
+    clf = PerLanguageClassifier(
+        {"a": ("positive", 0, None), "b": ("positive", 0, None), "c": ("neutral", 0, None)}
+    )
+    r = evaluate_sentiment(clf, _write(tmp_path / "mixed.jsonl", rows), progress=False)
+    # 0.7 passes Dutch 0.6 but not English 0.75: one of two positives caught, no false alarm
+    assert r["praise"]["precision"] == 1.0 and r["praise"]["recall"] == 0.5
+    assert r["praise"]["threshold"] == 0.75
+    assert r["praise"]["thresholds_by_language"] == {"en": 0.75, "nl": 0.6}
+    dutch = evaluate_sentiment(clf, _write(tmp_path / "nl.jsonl", rows[::2]), progress=False)
+    assert dutch["praise"]["threshold"] == 0.6 and "thresholds_by_language" not in dutch["praise"]
+    assert dutch["praise"]["recall"] == 1.0
+
+
 def test_complaint_metrics_by_hand(tmp_path: Path) -> None:
     rows = [
         {"text": "a", "complaint": 1, "severity": 3},

@@ -10,12 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifiers.base import ClassifierError
+from classifiers.base import ClassifierError, calibrated_praise_threshold
 from classifiers.embedded import EmbeddedClassifier
 from classifiers.features import FeatureExtractor, SparseRows
 from classifiers.heads import HeadSet, fit_logistic
 from classifiers.lexicon import LexiconAnalyzer
-from classifiers.train import TrainConfig, load_examples, pick_praise_threshold, train_heads
+from classifiers.train import (
+    TrainConfig,
+    load_examples,
+    pick_praise_threshold,
+    pick_praise_thresholds_by_language,
+    train_heads,
+)
 
 
 class HashEncoder:
@@ -112,6 +118,7 @@ def test_training_is_deterministic_and_round_trips(
     assert loaded.meta["encoder"] == "hash-test"
     assert loaded.meta["examples"] == {"sentiment": 31, "complaint": 12, "severity": 6}
     assert set(loaded.meta["thresholds"]) == {"praise", "complaint"}
+    assert loaded.praise_thresholds_by_language() == {}  # no language has 100 positives here
     assert [f["kind"] for f in loaded.meta["training_files"]] == ["sentiment", "complaints", "feedback"]
     assert (tmp_path / "a.npz").stat().st_size < 5_000_000
 
@@ -138,6 +145,47 @@ def test_trained_heads_drive_the_embedded_classifier(
     one_by_one = [clf.classify([t], [None])[0].p_positive for t in texts[:3]]
     assert [s.p_positive for s in scores[:3]] == pytest.approx(one_by_one)
     assert clf.classify([], []) == []
+
+
+def test_per_language_praise_thresholds_reach_the_classifier(
+    files: dict[str, Path], tmp_path: Path, analyzer: LexiconAnalyzer
+) -> None:
+    ext = FeatureExtractor(HashEncoder(), analyzer, buckets=1 << 12)
+    cfg = TrainConfig(max_iter=60, threshold_folds=2, praise_min_positives_per_language=2)
+    heads = train_heads(
+        [files["sentiment"]], [files["complaints"]], [], seed=0, out=tmp_path / "h.npz", config=cfg,
+        progress=False, extractor=ext,
+    )  # fmt: skip
+    by_language = HeadSet.load(tmp_path / "h.npz").praise_thresholds_by_language()
+    assert by_language and set(by_language) <= {"en", "nl"}
+    assert by_language == {
+        lang: v["threshold"] for lang, v in heads.meta["calibration"]["praise"]["by_language"].items()
+    }
+    clf = EmbeddedClassifier(tmp_path / "h.npz", encoder=HashEncoder(), analyzer=analyzer)
+    for lang, threshold in by_language.items():
+        assert clf.praise_threshold_for(lang) == threshold
+        assert calibrated_praise_threshold(clf, lang) == threshold
+    assert clf.praise_threshold_for(None) == clf.praise_threshold == heads.threshold("praise", -1)
+    assert clf.praise_threshold_for("xx") == clf.praise_threshold
+
+
+def test_training_without_complaint_labels_says_so(
+    files: dict[str, Path], tmp_path: Path, analyzer: LexiconAnalyzer
+) -> None:
+    ext = FeatureExtractor(HashEncoder(), analyzer, buckets=1 << 12)
+    with pytest.raises(ClassifierError, match="complaint-labelled"):
+        train_heads(
+            [files["sentiment"]], [], [], out=tmp_path / "h.npz", progress=False, extractor=ext,
+            config=TrainConfig(max_iter=20, threshold_folds=2),
+        )  # fmt: skip
+    assert not (tmp_path / "h.npz").exists()
+
+
+@pytest.mark.parametrize("bad", [{"en": 1.5}, {"en": True}, {"": 0.5}, {"en": "0.7"}, ["en"]])
+def test_malformed_per_language_thresholds_are_refused(bad: object) -> None:
+    heads = HeadSet({"praise_thresholds_by_language": bad}, np.zeros(1), np.ones(1))
+    with pytest.raises(ClassifierError, match="praise threshold"):
+        heads.praise_thresholds_by_language()
 
 
 def test_head_file_for_another_encoder_is_refused(
@@ -185,6 +233,18 @@ def test_praise_threshold_is_the_lowest_with_the_precision() -> None:
     assert pick_praise_threshold(p, y, 0.9) == (0.8, 0.75)
     assert pick_praise_threshold(p, y, 0.8) == (0.6, 1.0)
     assert pick_praise_threshold(p, ~y, 0.9) == (1.0, 0.0)
+
+
+def test_praise_thresholds_per_language_need_enough_positives() -> None:
+    # Dutch probabilities are less sharp: its positives sit lower than the English ones.
+    p = np.array([0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.55, 0.5, 0.45, 0.4, 0.9, 0.3])
+    y = np.array([1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 1, 0], dtype=bool)
+    langs = ["en"] * 5 + ["nl"] * 5 + ["de", None]
+    got = pick_praise_thresholds_by_language(p, y, langs, 0.9, min_positives=3)
+    assert got == {"en": (0.85, 0.75), "nl": (0.5, 1.0)}  # "de" has 1 positive, None none
+    assert pick_praise_thresholds_by_language(p, y, langs, 0.9, min_positives=4) == {"en": (0.85, 0.75)}
+    # a language where the precision is out of reach keeps the pooled threshold
+    assert pick_praise_thresholds_by_language(p, ~y, langs, 0.9, min_positives=1) == {}
 
 
 def test_sparse_logistic_solves_only_the_columns_that_occur() -> None:

@@ -116,3 +116,34 @@ async def test_pipeline_stores_the_model_threshold_and_the_rule_uses_it(
         assert ("praise" in kinds) is alerted
     finally:
         await runtime.aclose()
+
+
+class _PerLanguage(StubClassifier):
+    """Calibrated per language: Dutch posts count as praise from 0.85, everything else from 0.95."""
+
+    praise_threshold = 0.95
+
+    def praise_threshold_for(self, language: str | None) -> float:
+        return 0.85 if language == "nl" else self.praise_threshold
+
+    def classify(self, texts: list[str], languages: list[str | None]) -> list:  # type: ignore[override]
+        return [replace(s, language="nl") for s in super().classify(texts, languages)]
+
+
+async def test_pipeline_stores_the_threshold_of_the_post_language(sqlite_url: str, tmp_path: Path) -> None:
+    assert calibrated_praise_threshold(_PerLanguage(), "nl") == 0.85
+    assert (
+        calibrated_praise_threshold(_PerLanguage(), "en")
+        == calibrated_praise_threshold(_PerLanguage())
+        == 0.95
+    )
+    replay = write_jsonl(tmp_path / "posts.jsonl", [post(1, "Acme Rail staff were brilliant, thanks!")])
+    runtime, _ = make_runtime(load(config_text(sqlite_url, replay)), tmp_path, classifier=_PerLanguage())
+    try:
+        await runtime.run_once()
+        with runtime.db.session() as session:
+            stored = session.execute(select(models.Score.praise_threshold)).scalar_one()
+            kinds = list(session.execute(select(models.Alert.kind)).scalars())
+        assert stored == 0.85 and "praise" in kinds  # the pooled 0.95 would not have alerted at 0.9
+    finally:
+        await runtime.aclose()
