@@ -45,6 +45,8 @@ MAX_GROUP_ITEMS = 10
 MAX_RETRY_DELAY = 900.0
 #: A ``sending`` row older than this is settled even if its daemon still beats (a hung send).
 STALE_SENDING = timedelta(minutes=15)
+#: Seconds before a group that another daemon is sending is looked at again.
+GROUP_BUSY_RETRY = 5.0
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -376,6 +378,7 @@ class DeliveryStage:
                 groups.setdefault(row.group_key, []).append(row)
             batches: list[list[models.Alert]] = []
             sent_last_minute = self._sent_since(session, now - timedelta(minutes=1))
+            self._lock_groups(session, groups)
             for group_key, members in groups.items():
                 batch = self._timing(session, group_key, members, now)
                 if not batch:
@@ -395,6 +398,23 @@ class DeliveryStage:
                 # (waiting a group_interval per ten alerts would let a loud brand's backlog grow).
                 batches.extend(chunked(batch))
             return batches
+
+    def _lock_groups(self, session: Session, groups: dict[str, list[models.Alert]]) -> None:
+        """Create the groups' log rows and, on PostgreSQL, lock them until this claim commits.
+
+        Always in key order: two daemons creating or locking overlapping groups in different orders
+        would deadlock. While locked, another daemon's claim of the same group waits, then sees what
+        this one marked ``sending`` (see :meth:`_timing`).
+        """
+        for key in sorted(groups):
+            alert_group(session, key, min(m.created_at for m in groups[key]))
+        if self.db.is_postgres and groups:
+            session.execute(
+                select(models.AlertGroup.group_key)
+                .where(models.AlertGroup.group_key.in_(sorted(groups)))
+                .order_by(models.AlertGroup.group_key)
+                .with_for_update()
+            ).all()
 
     def _suppression(
         self, row: models.Alert, silences: Sequence[models.Silence], open_crises: set[str]
@@ -429,6 +449,12 @@ class DeliveryStage:
                 )
             ).scalar_one()
             return [] if earlier else members[:1]
+        if self.db.is_postgres and self._sending_elsewhere(session, group_key, now):
+            # Another daemon is sending part of this group right now: wait for its notification
+            # (then group_interval applies) instead of sending the rest as a second message.
+            for m in members:
+                m.next_attempt_at = now + timedelta(seconds=GROUP_BUSY_RETRY)
+            return []
         alerts = self.settings.alerts
         if group.last_notified_at is None:
             ready_at = group.first_seen_at + timedelta(seconds=alerts.group_wait)
@@ -439,6 +465,19 @@ class DeliveryStage:
                 m.next_attempt_at = ready_at
             return []
         return members
+
+    def _sending_elsewhere(self, session: Session, group_key: str, now: datetime) -> bool:
+        """Whether a live daemon other than this one has alerts of ``group_key`` in ``sending``."""
+        busy = session.execute(
+            select(func.count()).where(
+                models.Alert.group_key == group_key,
+                models.Alert.status == "sending",
+                models.Alert.sending_by != self.owner,
+                models.Alert.sending_at >= now - STALE_SENDING,
+                live_owner(models.Alert.sending_by, now, self.owner_ttl),
+            )
+        ).scalar_one()
+        return bool(busy)
 
     def _sent_since(self, session: Session, since: datetime) -> dict[str, int]:
         rows = session.execute(

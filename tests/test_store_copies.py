@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -122,3 +123,48 @@ def test_concurrent_alert_group_creation_on_postgres(pg_url: str) -> None:
         assert not errors, errors
     finally:
         db.dispose()
+
+
+async def test_a_group_another_daemon_is_sending_waits_for_its_notification(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # Daemon A has claimed part of a new group and is sending it; daemon B claims the rest in the
+    # same group_wait window. B must not send it as a second message now: it waits for A's
+    # notification and goes out a group_interval later, neither lost nor duplicated.
+    from monitor.outbox import heartbeat
+    from tests.pipeline_util import config_text, load, make_runtime, post, write_jsonl
+
+    posts = [post(1, "Acme Rail staff were brilliant, thanks!"), post(2, "Acme Rail: great service!")]
+    replay = write_jsonl(tmp_path / "posts.jsonl", posts)
+    text = config_text(pg_url, replay).replace("group_wait: 0s", "group_wait: 60s")
+    runtime, _ = make_runtime(load(text), tmp_path, owner="daemon-b")
+    try:
+        await runtime.run_once()  # both praise alerts stored, held back by group_wait
+        later = runtime.clock.now() + timedelta(minutes=2)
+        with runtime.db.session() as session:
+            alerts = list(session.execute(select(models.Alert).order_by(models.Alert.id)).scalars())
+            assert [a.status for a in alerts] == ["pending", "pending"]
+            assert len({a.group_key for a in alerts}) == 1
+            first, second = alerts
+            first.status, first.sending_by, first.sending_at = "sending", "daemon-a", later
+            second_id = second.id
+        heartbeat(runtime.db, "daemon-a", "all", later)
+
+        assert runtime.delivery._claim(later) == []  # A is mid-send: B holds back
+        with runtime.db.session() as session:
+            waiting = session.get(models.Alert, second_id)
+            assert waiting is not None and waiting.status == "pending"
+            assert waiting.next_attempt_at > later
+            # A's notification went out
+            session.execute(
+                models.Alert.__table__.update()
+                .where(models.Alert.status == "sending")
+                .values(status="sent", sent_at=later)
+            )
+            group = session.get(models.AlertGroup, waiting.group_key)
+            assert group is not None
+            group.last_notified_at = later
+        batches = runtime.delivery._claim(later + timedelta(seconds=10))
+        assert [[a.id for a in batch] for batch in batches] == [[second_id]]
+    finally:
+        await runtime.aclose()
