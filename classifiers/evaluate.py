@@ -183,11 +183,10 @@ def evaluate_sentiment(
         praise = binary_metrics(is_pos, [s.p_positive for s in scores], [float(t or 0) for t in thresholds])
         result["praise"] = {k: praise[k] for k in ("precision", "recall", "f1", "auc")}
         used = {s.language or "": t for s, t in zip(scores, thresholds, strict=True)}
-        distinct = set(used.values())
-        result["praise"]["threshold"] = (
-            distinct.pop() if len(distinct) == 1 else calibrated_praise_threshold(clf)
-        )
-        if distinct:  # calibrated per language and several used: say which threshold each got
+        if len(set(used.values())) == 1:
+            result["praise"]["threshold"] = thresholds[0]
+        else:  # calibrated per language, and several were used: say which threshold each got
+            result["praise"]["threshold"] = calibrated_praise_threshold(clf)
             result["praise"]["thresholds_by_language"] = dict(sorted(used.items()))
     return result
 
