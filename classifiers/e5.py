@@ -10,6 +10,12 @@ Texts get e5's ``"query: "`` prefix (the model card's choice for classification)
 ``max_tokens`` tokens, mean-pooled over all tokens and L2-normalised. ``layers`` picks whose hidden
 states are pooled (default: the last, as the model card does); several give one normalised block
 each, side by side, from the same forward pass. Nothing is downloaded.
+
+``dtype`` sets the matrix products: ``bfloat16`` keeps the weights in bf16 and multiplies in bf16
+with float32 accumulation (layer norms, attention softmax and pooling stay float32). The 4-bit
+weights lose nothing in bf16 that matters: embeddings equal the float32 ones to cosine ≥ 0.9999,
+so heads trained on either serve both. ``auto`` picks it where the CPU multiplies bf16 natively
+(AMX or AVX512-BF16 in ``/proc/cpuinfo``; 1.9× faster on the dev machine), else float32.
 """
 
 from __future__ import annotations
@@ -25,12 +31,29 @@ import numpy as np
 
 from classifiers.base import ClassifierError
 
-__all__ = ["E5SmallEncoder", "load_q4_model"]
+__all__ = ["E5SmallEncoder", "cpu_multiplies_bf16", "load_q4_model"]
 
 _MAGIC = b"E5S1"
 _QK = 32  # weights per Q4_0 block
 _BLOCK_BYTES = 2 + _QK // 2  # float16 scale + 16 bytes of nibbles
 _META = "\u2581"  # SentencePiece's word-start marker
+_DTYPES = ("auto", "float32", "bfloat16")
+
+
+def cpu_multiplies_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU has bf16 matrix instructions (AMX-BF16 or AVX512-BF16); False if unknown.
+
+    Without them torch emulates bf16 products, slower than float32.
+    """
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.partition(":")[2].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 @dataclass(frozen=True)
@@ -127,7 +150,11 @@ class E5SmallEncoder:
         batch_size: int = 16,
         prepare: Callable[[str], str] | None = None,
         layers: Sequence[int] = (12,),
+        dtype: str = "auto",
     ) -> None:
+        if dtype not in _DTYPES:
+            raise ClassifierError(f"e5 dtype must be one of {', '.join(_DTYPES)}, not {dtype!r}")
+        self.dtype = dtype
         picked = sorted({int(layer) for layer in layers})
         if not picked or not all(1 <= layer <= self.n_layers for layer in picked):
             raise ValueError(f"e5 layers must be among 1..{self.n_layers}, got {list(layers)!r}")
@@ -141,6 +168,14 @@ class E5SmallEncoder:
         self.batch_size = max(1, int(batch_size))
         self._lock = threading.Lock()
         self._ready = False
+        self._compute: Any = None
+
+    @property
+    def compute_dtype(self) -> str:
+        """``float32`` or ``bfloat16``: what the matrix products run in (loads the model)."""
+        with self._lock:
+            self._load()
+        return str(self._compute).removeprefix("torch.")
 
     def _load(self) -> None:
         if self._ready:
@@ -182,6 +217,8 @@ class E5SmallEncoder:
             return torch.from_numpy(np.array(t[name], dtype=np.float32))
 
         h, ff = self._h, int(hp["FF"])
+        bf16 = self.dtype == "bfloat16" or (self.dtype == "auto" and cpu_multiplies_bf16())
+        compute = torch.bfloat16 if bf16 else torch.float32
         self._word = t["emb.word"].reshape(int(hp["VOC"]), h // _QK, _BLOCK_BYTES)  # stays 4-bit
         self._pos = dense("emb.pos", int(hp["MAXP"]))
         self._type0 = dense("emb.type", int(hp["TVS"]))[0]
@@ -192,18 +229,22 @@ class E5SmallEncoder:
             def p(suffix: str, layer: int = i) -> str:
                 return f"l{layer}.{suffix}"
 
+            def mm(w: Any, b: Any) -> tuple[Any, Any]:  # weights of a matrix product
+                return w.to(compute), b.to(compute)
+
             qkv_w = torch.cat([dense(p("q.w"), h), dense(p("k.w"), h), dense(p("v.w"), h)])
             qkv_b = torch.cat([vec(p("q.b")), vec(p("k.b")), vec(p("v.b"))])
             self._layers.append(
                 (
-                    (qkv_w, qkv_b),
-                    (dense(p("ao.w"), h), vec(p("ao.b"))),
+                    mm(qkv_w, qkv_b),
+                    mm(dense(p("ao.w"), h), vec(p("ao.b"))),
                     (vec(p("aln.w")), vec(p("aln.b"))),
-                    (dense(p("fi.w"), ff), vec(p("fi.b"))),
-                    (dense(p("fo.w"), h), vec(p("fo.b"))),
+                    mm(dense(p("fi.w"), ff), vec(p("fi.b"))),
+                    mm(dense(p("fo.w"), h), vec(p("fo.b"))),
                     (vec(p("oln.w")), vec(p("oln.b"))),
                 )
             )
+        self._compute = compute
         self._ready = True
 
     def token_ids(self, text: str) -> list[int]:
@@ -253,16 +294,29 @@ class E5SmallEncoder:
         keep = torch.from_numpy(mask)
         attn_mask = keep[:, None, None, :]
         heads, hd = self._heads, self._h // self._heads
+        compute = self._compute
+
+        def linear(inputs: Any, w: Any, b: Any) -> Any:
+            if compute is torch.float32:
+                return F.linear(inputs, w, b)
+            # bf16 products, float32 elsewhere. oneDNN keeps a compiled kernel per input shape;
+            # token rows padded (to 32s while few, then 128s) keep that cache and memory small.
+            rows = inputs.reshape(-1, inputs.shape[-1])
+            pad = -rows.shape[0] % (32 if rows.shape[0] <= 256 else 128)
+            flat = F.pad(rows, (0, 0, 0, pad)) if pad else rows
+            out = F.linear(flat.to(compute), w, b)[: rows.shape[0]].float()
+            return out.reshape(*inputs.shape[:-1], out.shape[-1])
+
         weights = keep.to(x.dtype)[..., None]
         blocks = []
         for depth, layer in enumerate(self._layers[: self.layers[-1]], start=1):
             (qkv_w, qkv_b), (ao_w, ao_b), aln, (fi_w, fi_b), (fo_w, fo_b), oln = layer
-            q, k, v = F.linear(x, qkv_w, qkv_b).view(n, length, 3, heads, hd).permute(2, 0, 3, 1, 4)
+            q, k, v = linear(x, qkv_w, qkv_b).view(n, length, 3, heads, hd).permute(2, 0, 3, 1, 4)
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=1.0 / math.sqrt(hd))
             ctx = ctx.transpose(1, 2).reshape(n, length, self._h)
-            x = F.layer_norm(F.linear(ctx, ao_w, ao_b) + x, (self._h,), *aln, self._eps)
-            mid = F.gelu(F.linear(x, fi_w, fi_b))
-            x = F.layer_norm(F.linear(mid, fo_w, fo_b) + x, (self._h,), *oln, self._eps)
+            x = F.layer_norm(linear(ctx, ao_w, ao_b) + x, (self._h,), *aln, self._eps)
+            mid = F.gelu(linear(x, fi_w, fi_b))
+            x = F.layer_norm(linear(mid, fo_w, fo_b) + x, (self._h,), *oln, self._eps)
             if depth in self.layers:
                 pooled = (x * weights).sum(1) / weights.sum(1)
                 blocks.append(F.normalize(pooled, dim=-1))

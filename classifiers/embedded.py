@@ -37,6 +37,7 @@ class EmbeddedClassifier:
         detector: LanguageDetector | None = None,
         analyzer: LexiconAnalyzer | None = None,
         eager: bool = True,
+        dtype: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ClassifierError("batch_size must be at least 1")
@@ -47,7 +48,7 @@ class EmbeddedClassifier:
             )
         path = Path(heads_path) if heads_path is not None else DEFAULT_HEADS_PATH
         self.heads = HeadSet.load(path)
-        self.encoder: Encoder = encoder or default_encoder(threads)
+        self.encoder: Encoder = encoder or default_encoder(threads, dtype)
         expected = self.heads.meta.get("encoder")
         if expected != self.encoder.name:
             raise ClassifierError(

@@ -151,17 +151,20 @@ def default_threads() -> int:
     return max(1, min(4, available_cores() // 2))
 
 
-def default_encoder(threads: int | None = None) -> Encoder:
+def default_encoder(threads: int | None = None, dtype: str = "auto") -> Encoder:
     """The embedded default's encoder: USE-m3 beside multilingual-e5-small (docs/classifiers.md).
 
     ``threads`` caps both; by default USE gets half the cores (its OpenBLAS threads spin on a busy
     machine) and e5 all of them up to 8 (its torch kernels halve their time with the second core).
+    ``dtype`` is e5's matrix-product type (:class:`classifiers.e5.E5SmallEncoder`).
     """
     from classifiers.e5 import E5SmallEncoder
 
     use_threads = threads or default_threads()
     e5_threads = threads or max(1, min(8, available_cores()))
-    e5 = E5SmallEncoder(threads=e5_threads, max_tokens=E5_MAX_TOKENS, prepare=_for_encoder, layers=E5_LAYERS)
+    e5 = E5SmallEncoder(
+        threads=e5_threads, max_tokens=E5_MAX_TOKENS, prepare=_for_encoder, layers=E5_LAYERS, dtype=dtype
+    )
     return PairEncoder(UseEncoder(threads=use_threads), e5, second_weight=E5_WEIGHT)
 
 

@@ -572,7 +572,8 @@ def train_heads(
         e.complaint is not None for e in examples
     ):
         raise ClassifierError("training needs sentiment-labelled and complaint-labelled examples")
-    ext = extractor or FeatureExtractor(default_encoder(threads), LexiconAnalyzer(), NGRAM_BUCKETS)
+    # float32 products: the same weights from the same data on every machine (bf16 units or not)
+    ext = extractor or FeatureExtractor(default_encoder(threads, "float32"), LexiconAnalyzer(), NGRAM_BUCKETS)
     detector = LanguageDetector()
     with _progress(progress) as start:
         feats = compute_features(

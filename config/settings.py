@@ -168,7 +168,11 @@ class ClassifierSettings(_Model):
     )
     max_length: int = Field(256, ge=8, le=8192, description="transformers: tokens kept per post.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="transformers: auto = bf16 (fp16) on a GPU, float32 on the CPU."
+        "auto",
+        description=(
+            "Matrix-product type. transformers: auto = bf16 (fp16) on a GPU, float32 on the CPU. "
+            "default model: auto = bf16 where the CPU has bf16 units (AMX, AVX512-BF16), else float32."
+        ),
     )
 
     @property
@@ -185,6 +189,10 @@ class ClassifierSettings(_Model):
             )
         if self.label_map is not None and (not is_hf or self.heads is not None):
             raise ValueError("label_map only goes with a transformers: classification model (no heads)")
+        if self.dtype == "float16" and not is_hf:
+            raise ValueError(
+                "dtype float16 is for transformers: models; the default runs float32 or bfloat16"
+            )
         return self
 
     def load_options(self) -> dict[str, Any]:
@@ -194,6 +202,8 @@ class ClassifierSettings(_Model):
             "threads": self.threads,
             "batch_size": self.batch_size,
         }
+        if self.model.strip().lower() in {"default", "embedded"}:
+            options["dtype"] = self.dtype
         if self.is_transformers:
             options.update(max_length=self.max_length, dtype=self.dtype)
             if self.heads is not None:

@@ -85,3 +85,31 @@ def test_intermediate_layers_give_one_normalised_block_each(encoder: E5SmallEnco
 def test_layers_outside_the_model_are_refused(layers: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match="layers"):
         E5SmallEncoder(layers=layers)
+
+
+def test_bf16_products_give_the_float32_embeddings(encoder: E5SmallEncoder) -> None:
+    # bf16 weights and products (float32 accumulation, norms and pooling): the heads trained on
+    # float32 embeddings must see the same vectors, or scores would depend on the CPU.
+    bf16 = E5SmallEncoder(threads=2, max_tokens=128, dtype="bfloat16")
+    assert bf16.compute_dtype == "bfloat16" and encoder.compute_dtype in {"float32", "bfloat16"}
+    exact = E5SmallEncoder(threads=2, max_tokens=128, dtype="float32")
+    assert exact.compute_dtype == "float32"
+    a, b = exact.encode(TEXTS), bf16.encode(TEXTS)
+    assert b.dtype == np.float32
+    assert float((a * b).sum(axis=1).min()) > 0.9999
+
+
+def test_auto_dtype_follows_the_cpu_flags(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import classifiers.e5 as e5
+
+    with_amx = tmp_path / "amx"
+    with_amx.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx512f amx_bf16 amx_tile\n")
+    plain = tmp_path / "plain"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2\n")
+    assert e5.cpu_multiplies_bf16(str(with_amx)) and not e5.cpu_multiplies_bf16(str(plain))
+    assert not e5.cpu_multiplies_bf16(str(tmp_path / "missing"))
+    for flag, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(e5, "cpu_multiplies_bf16", lambda flag=flag: flag)
+        assert E5SmallEncoder(dtype="auto").compute_dtype == expected
+    with pytest.raises(ClassifierError, match="dtype"):
+        E5SmallEncoder(dtype="float16")

@@ -62,7 +62,9 @@ def test_batch_contract(clf: EmbeddedClassifier) -> None:
         assert 0.0 <= s.complaint <= 1.0
     assert scores[4].language == "en"
     again = clf.classify(texts[5:8], ["en"] * 3)
-    assert [s.p_positive for s in again] == pytest.approx([s.p_positive for s in scores[5:8]], abs=1e-6)
+    # same posts in another batch: same scores (to 1e-3: with bf16 products the rounding of a
+    # product depends a little on the batch's shape; in float32 they agree to 1e-6)
+    assert [s.p_positive for s in again] == pytest.approx([s.p_positive for s in scores[5:8]], abs=1e-3)
 
 
 def test_errors(clf: EmbeddedClassifier) -> None:

@@ -336,3 +336,23 @@ def test_pair_encoder_concatenates_and_names_its_weight() -> None:
     np.testing.assert_allclose(b[:, first.dim :], 1.5 * a[:, first.dim :], rtol=1e-6)
     # Heads trained at one weight must not load under another: the weight is in the name.
     assert weighted.name == "hash-test+1.5xhash-test"
+
+
+def test_training_embeds_in_float32_whatever_the_cpu(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # bf16 products would make the committed weights depend on the machine that trained them.
+    import classifiers.train as train
+
+    asked: list[str] = []
+
+    def fake_default_encoder(threads: int | None = None, dtype: str = "auto") -> HashEncoder:
+        asked.append(dtype)
+        return HashEncoder()
+
+    monkeypatch.setattr(train, "default_encoder", fake_default_encoder)
+    train_heads(
+        [files["sentiment"]], [files["complaints"]], [], out=tmp_path / "h.npz", progress=False,
+        config=TrainConfig(max_iter=20, threshold_folds=0),
+    )  # fmt: skip
+    assert asked == ["float32"]

@@ -138,3 +138,13 @@ def test_classifier_label_map_only_for_transformers_models() -> None:
     options = ok.settings.classifier.load_options()
     assert options["label_map"] == {"LABEL_0": "negative"} and options["max_length"] == 256
     assert "label_map" not in parse_config(GOOD, "d.yaml").settings.classifier.load_options()
+
+
+def test_classifier_dtype_reaches_the_default_model_and_float16_is_refused() -> None:
+    issues = _issues(GOOD + "classifier:\n  model: default\n  dtype: float16\n")
+    assert any("float16 is for transformers" in i for i in issues), issues
+    pinned = parse_config(GOOD + "classifier:\n  dtype: float32\n", "ok.yaml").settings.classifier
+    assert pinned.load_options()["dtype"] == "float32"
+    assert parse_config(GOOD, "d.yaml").settings.classifier.load_options()["dtype"] == "auto"
+    lexicon = parse_config(GOOD + "classifier:\n  model: lexicon\n", "l.yaml").settings.classifier
+    assert "dtype" not in lexicon.load_options()  # the lexicon has no matrix products to set
