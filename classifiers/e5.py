@@ -223,14 +223,15 @@ class E5SmallEncoder:
         self._pos = dense("emb.pos", int(hp["MAXP"]))
         self._type0 = dense("emb.type", int(hp["TVS"]))[0]
         self._emb_ln = (vec("emb.ln.w"), vec("emb.ln.b"))
+
+        def mm(w: Any, b: Any) -> tuple[Any, Any]:  # the weights of one matrix product
+            return w.to(compute), b.to(compute)
+
         self._layers = []
         for i in range(int(hp["NL"])):
 
             def p(suffix: str, layer: int = i) -> str:
                 return f"l{layer}.{suffix}"
-
-            def mm(w: Any, b: Any) -> tuple[Any, Any]:  # weights of a matrix product
-                return w.to(compute), b.to(compute)
 
             qkv_w = torch.cat([dense(p("q.w"), h), dense(p("k.w"), h), dense(p("v.w"), h)])
             qkv_b = torch.cat([vec(p("q.b")), vec(p("k.b")), vec(p("v.b"))])
