@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from sources.base import Mention
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 STORY = "Acme Rail cancels all trains between Utrecht and Amsterdam after a signal failure tonight"
+
+
+def _run_together(*targets: Callable[[], None]) -> None:
+    """Run ``targets`` in threads at once and wait for them (each records its own errors)."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
 
 
 def test_concurrent_copies_on_postgres_are_linked(pg_url: str) -> None:
@@ -48,11 +58,7 @@ def test_concurrent_copies_on_postgres_are_linked(pg_url: str) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _run_together(first, second)
     try:
         assert not errors, errors
         with db.session() as session:
@@ -114,11 +120,7 @@ def test_concurrent_alert_group_creation_on_postgres(pg_url: str) -> None:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    _run_together(first, second)
     try:
         assert not errors, errors
     finally:
