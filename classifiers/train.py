@@ -486,9 +486,12 @@ def pick_praise_threshold(
     (1.0, 0.0) when no threshold reaches the precision.
     """
     order = np.argsort(-p_positive, kind="stable")
+    ranked = p_positive[order]
     hits = np.cumsum(is_positive[order])
     prec = hits / np.arange(1, len(order) + 1)
-    ok = np.nonzero(prec >= precision)[0]
+    # 'p ≥ t' takes every post tied at t, so only the last of a run of equal scores is a cut
+    cut = np.append(ranked[1:] != ranked[:-1], True)
+    ok = np.nonzero((prec >= precision) & cut)[0]
     if not len(ok) or not is_positive.any():
         return 1.0, 0.0
     k = int(ok.max())

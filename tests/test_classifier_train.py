@@ -356,3 +356,11 @@ def test_training_embeds_in_float32_whatever_the_cpu(
         config=TrainConfig(max_iter=20, threshold_folds=0),
     )  # fmt: skip
     assert asked == ["float32"]
+
+
+def test_praise_threshold_never_cuts_through_tied_scores() -> None:
+    # at 0.8 the first post alone would be 100 % precise, but 'p ≥ 0.8' also takes its tied
+    # negative twin: 2 of 3, below the target, so the threshold stays at 0.9
+    p = np.array([0.9, 0.8, 0.8, 0.7])
+    y = np.array([1, 1, 0, 1], dtype=bool)
+    assert pick_praise_threshold(p, y, 0.9) == (0.9, 1 / 3)
