@@ -21,10 +21,11 @@ COPY config ./config
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt '.[postgres]' \
  && rm -rf /src
 
-# The digests folder exists (owned by repmon) so a volume mounted there starts out writable.
+# The digests and models folders exist (owned by repmon) so volumes mounted there start out
+# writable; models holds heads retrained with the team's feedback (repmon train --out).
 RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/repmon repmon \
- && mkdir -p /etc/repmon /var/lib/repmon/digests \
- && chown repmon /var/lib/repmon/digests
+ && mkdir -p /etc/repmon /var/lib/repmon/digests /var/lib/repmon/models \
+ && chown repmon /var/lib/repmon/digests /var/lib/repmon/models
 USER repmon
 WORKDIR /var/lib/repmon
 

@@ -27,7 +27,10 @@ _HeadsOpt = Annotated[
         "--heads",
         exists=True,
         dir_okay=False,
-        help="Head file trained on a transformers: encoder (repmon train --encoder ... --out FILE).",
+        help=(
+            "Head file from repmon train --out FILE: for the default classifier (retrained heads) "
+            "or a transformers: encoder (repmon train --encoder ...)."
+        ),
     ),
 ]
 _DeviceOpt = Annotated[str, typer.Option("--device", help='"cpu", "cuda", "auto" (transformers only).')]
@@ -44,8 +47,10 @@ def _load(spec: str, batch_size: int, heads: Path | None = None, device: str = "
         options["device"] = device
         if heads is not None:
             options["heads"] = heads
+    elif heads is not None and kind in {"default", "embedded"}:
+        options["heads_path"] = heads
     elif heads is not None:
-        raise ClassifierError("--heads goes with --classifier transformers:<encoder>")
+        raise ClassifierError("--heads goes with --classifier default or transformers:<encoder>")
     return load_classifier(spec, **options)
 
 
@@ -197,6 +202,8 @@ def train_command(
         console.print(f"[yellow]feedback file(s) not found, skipped:[/yellow] {', '.join(map(str, missing))}")
     try:
         extractor = _extractor(encoder, out, threads, device)
+        if out is None:
+            _check_packaged_writable()
         heads = train_heads(
             sentiment or [],
             complaints or [],
@@ -216,6 +223,29 @@ def train_command(
         f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, weights {heads.digest}); "
         f"examples {heads.meta['examples']}; praise threshold {t['praise']}, complaint threshold {t['complaint']}"
     )
+    if out is not None:
+        model = "default" if extractor is None else encoder
+        console.print(
+            f"use them with classifier: {{model: {model}, heads: {out}}} (then reload the daemon: SIGHUP), "
+            f"or try them first: repmon eval sentiment FILE --classifier {model} --heads {out}"
+        )
+
+
+def _check_packaged_writable() -> None:
+    """Fail before hours of training when the packaged head file cannot be replaced (an installed
+    package, a container): retrained heads then belong in a file of their own."""
+    import os
+
+    from classifiers.embedded import DEFAULT_HEADS_PATH
+
+    folder = DEFAULT_HEADS_PATH.parent
+    if not os.access(folder, os.W_OK) or (
+        DEFAULT_HEADS_PATH.exists() and not os.access(DEFAULT_HEADS_PATH, os.W_OK)
+    ):
+        raise ClassifierError(
+            f"cannot replace the packaged heads in {folder} (not writable): give --out FILE and set "
+            "classifier.heads: FILE in the configuration"
+        )
 
 
 def _extractor(encoder: str, out: Path | None, threads: int | None, device: str) -> Any:

@@ -161,7 +161,11 @@ class ClassifierSettings(_Model):
     max_attempts: int = Field(5, ge=1, description="Scoring attempts before a mention is parked as failed.")
     heads: str | None = Field(
         None,
-        description="With a transformers: encoder, the head file trained on it (repmon train --encoder).",
+        description=(
+            "A head file from repmon train --out FILE: with model default, heads retrained on the "
+            "default encoder (e.g. with the team's feedback); with a transformers: encoder, the "
+            "heads trained on it (repmon train --encoder)."
+        ),
     )
     label_map: dict[str, Literal["negative", "neutral", "positive", "complaint", "ignore"]] | None = Field(
         None, description="transformers: what each of the model's labels means, when its names do not say."
@@ -176,6 +180,11 @@ class ClassifierSettings(_Model):
     )
 
     @property
+    def is_default(self) -> bool:
+        """Whether :attr:`model` is the embedded default (``default`` or ``embedded``)."""
+        return self.model.strip().lower() in {"default", "embedded"}
+
+    @property
     def is_transformers(self) -> bool:
         """Whether :attr:`model` names a Hugging Face model (``transformers:<id or dir>``)."""
         return self.model.strip().lower().startswith("transformers:")
@@ -183,10 +192,8 @@ class ClassifierSettings(_Model):
     @model_validator(mode="after")
     def _transformers_only_options(self) -> ClassifierSettings:
         is_hf = self.is_transformers
-        if self.heads is not None and not is_hf:
-            raise ValueError(
-                "heads only go with model: transformers:<encoder> (the default model ships its own heads)"
-            )
+        if self.heads is not None and not (is_hf or self.is_default):
+            raise ValueError("heads only go with model: default or transformers:<encoder>")
         if self.label_map is not None and (not is_hf or self.heads is not None):
             raise ValueError("label_map only goes with a transformers: classification model (no heads)")
         if self.dtype == "float16" and not is_hf:
@@ -202,8 +209,10 @@ class ClassifierSettings(_Model):
             "threads": self.threads,
             "batch_size": self.batch_size,
         }
-        if self.model.strip().lower() in {"default", "embedded"}:
+        if self.is_default:
             options["dtype"] = self.dtype
+            if self.heads is not None:
+                options["heads_path"] = self.heads
         if self.is_transformers:
             options.update(max_length=self.max_length, dtype=self.dtype)
             if self.heads is not None:

@@ -97,9 +97,15 @@ async def run_checks(
         out.print(
             f"[yellow]![/] no Slack credentials ({slack.token_env} or {slack.webhook_url_env}): alerts go to the console"
         )
-    out.print(
-        f"classifier: {settings.classifier.model} (batch {settings.classifier.batch_size}, {settings.classifier.device})"
-    )
+    c = settings.classifier
+    line = f"classifier: {c.model} (batch {c.batch_size}, {c.device})"
+    if c.heads is not None:
+        if os.path.isfile(c.heads) and os.access(c.heads, os.R_OK):
+            line += f", heads {c.heads}"
+        else:
+            ok = False
+            out.print(f"[red]✗[/] classifier.heads {c.heads} is not a readable file")
+    out.print(line)
     return ok
 
 

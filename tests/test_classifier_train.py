@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from classifiers.base import ClassifierError, calibrated_praise_threshold
 from classifiers.embedded import EmbeddedClassifier
@@ -22,6 +23,7 @@ from classifiers.train import (
     pick_praise_thresholds_by_language,
     train_heads,
 )
+from monitor.cli import app
 
 
 class HashEncoder:
@@ -364,3 +366,18 @@ def test_praise_threshold_never_cuts_through_tied_scores() -> None:
     p = np.array([0.9, 0.8, 0.8, 0.7])
     y = np.array([1, 1, 0, 1], dtype=bool)
     assert pick_praise_threshold(p, y, 0.9) == (0.9, 1 / 3)
+
+
+def test_train_refuses_an_unwritable_packaged_file_before_training(
+    files: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an installed package (the container image) cannot take retrained heads: say where they go
+    import classifiers.embedded
+
+    monkeypatch.setattr(classifiers.embedded, "DEFAULT_HEADS_PATH", tmp_path / "ro" / "heads.npz")
+    result = CliRunner().invoke(
+        app, ["train", "--sentiment", str(files["sentiment"]), "--complaints", str(files["complaints"])]
+    )
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "not writable" in said and "--out FILE" in said and "classifier.heads: FILE" in said

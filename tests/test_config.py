@@ -120,9 +120,11 @@ def test_bad_keyword_is_caught_at_start_up() -> None:
     assert any("brands[0].keywords[1]" in i for i in issues), issues
 
 
-def test_classifier_heads_need_a_transformers_encoder() -> None:
-    issues = _issues(GOOD + "classifier:\n  model: default\n  heads: heads.npz\n")
+def test_classifier_heads_need_the_default_model_or_a_transformers_encoder() -> None:
+    issues = _issues(GOOD + "classifier:\n  model: lexicon\n  heads: heads.npz\n")
     assert any(i.startswith("bad.yaml:11: classifier:") and "transformers:" in i for i in issues), issues
+    retrained = parse_config(GOOD + "classifier:\n  model: default\n  heads: /data/h.npz\n", "ok.yaml")
+    assert retrained.settings.classifier.load_options()["heads_path"] == "/data/h.npz"
     ok = parse_config(GOOD + "classifier:\n  model: transformers:/models/xlmr\n  heads: h.npz\n", "ok.yaml")
     assert ok.settings.classifier.heads == "h.npz"
 
@@ -148,3 +150,16 @@ def test_classifier_dtype_reaches_the_default_model_and_float16_is_refused() -> 
     assert parse_config(GOOD, "d.yaml").settings.classifier.load_options()["dtype"] == "auto"
     lexicon = parse_config(GOOD + "classifier:\n  model: lexicon\n", "l.yaml").settings.classifier
     assert "dtype" not in lexicon.load_options()  # the lexicon has no matrix products to set
+
+
+def test_check_flags_a_missing_head_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    env = {"REPMON_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    heads = tmp_path / "heads.npz"
+    cfg.write_text(GOOD + f"classifier:\n  model: default\n  heads: {heads}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["check", "--config", str(cfg)], env=env)
+    assert result.exit_code == 1
+    assert "is not a readable file" in " ".join(result.output.split())
+    heads.write_bytes(b"npz")
+    result = CliRunner().invoke(app, ["check", "--config", str(cfg)], env=env)
+    assert "heads " in result.output and "not a readable file" not in result.output
