@@ -161,6 +161,8 @@ class SpikeEvent:
     level: int
     started_at: datetime
     peak: float
+    #: the bucket where ``peak`` was counted (None: not known)
+    peak_at: datetime | None = None
 
 
 class SpikeDetector:
@@ -200,6 +202,7 @@ class SpikeDetector:
         self._cooldown_left = 0
         self._started_at: datetime | None = None
         self._peak = 0.0
+        self._peak_at: datetime | None = None
         self._severity = 0
         self._reported_excess = 1.0
 
@@ -333,7 +336,8 @@ class SpikeDetector:
         excess = count - expected
         if self._open:
             assert self._started_at is not None
-            self._peak = max(self._peak, count)
+            if count > self._peak:
+                self._peak, self._peak_at = count, ts
             if z < s.resolve_z:
                 self._calm += 1
                 if self._calm < s.resolve_buckets:
@@ -342,14 +346,14 @@ class SpikeDetector:
                 self._cooldown_left = s.cooldown_buckets
                 self._cusum = 0.0
                 return SpikeEvent(
-                    "resolve", ts, count, expected, self._severity, self._started_at, self._peak
+                    "resolve", ts, count, expected, self._severity, self._started_at, self._peak, self._peak_at
                 )
             self._calm = 0
             if excess >= s.escalate_factor * self._reported_excess:
                 self._severity += 1
                 self._reported_excess = excess
                 return SpikeEvent(
-                    "escalate", ts, count, expected, self._severity, self._started_at, self._peak
+                    "escalate", ts, count, expected, self._severity, self._started_at, self._peak, self._peak_at
                 )
             return None
         if self._cooldown_left > 0:
@@ -362,10 +366,10 @@ class SpikeDetector:
         self._open = True
         self._calm = 0
         self._started_at = ts
-        self._peak = count
+        self._peak, self._peak_at = count, ts
         self._severity = 1
         self._reported_excess = excess
-        return SpikeEvent("raise", ts, count, expected, 1, ts, count)
+        return SpikeEvent("raise", ts, count, expected, 1, ts, count, ts)
 
 
 class _RollingMedian:

@@ -212,7 +212,7 @@ class SpikeStage:
             if incident is None:
                 return
             incident.status = "resolved"
-            incident.peak_count = max(incident.peak_count, event.peak)
+            _raise_peak(incident, event, bucket)
             incident.resolved_at = end
             incident.updated_at = end
             incident.last_count = event.count
@@ -242,9 +242,7 @@ class SpikeStage:
         incident.updates += 1
         incident.updated_at = end
         incident.last_count = event.count
-        if event.peak > incident.peak_count:
-            incident.peak_count = event.peak
-            incident.peak_at = bucket
+        _raise_peak(incident, event, bucket)
         self._alert(session, incident, "escalate", event, end)
 
     def _maybe_repeat(self, session: Session, brand: str, metric: str) -> None:
@@ -397,3 +395,14 @@ class SpikeStage:
         samples = [r.id for r in sorted(rows, key=lambda r: -(r.author_followers or 0))[:3]]
         terms = top_terms([r.text for r in rows], list(background), limit=5, exclude=(incident.brand,))
         return samples, terms
+
+
+def _raise_peak(incident: models.SpikeIncident, event: SpikeEvent, bucket: datetime) -> None:
+    """Record a higher peak and the bucket it was counted in (the detector's, else this one).
+
+    The detector reports only level changes and the resolve, so a peak reached between them is
+    learnt from the next event, which says where it was.
+    """
+    if event.peak > incident.peak_count:
+        incident.peak_count = event.peak
+        incident.peak_at = event.peak_at or bucket

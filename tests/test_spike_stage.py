@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from alerts.spikes import SpikeEvent
 from alerts.testing import CapturingNotifier
 from classifiers.testing import StubClassifier
 from monitor import models
@@ -139,5 +140,25 @@ async def test_volume_spike_without_a_crisis_is_alerted(tmp_path: Path) -> None:
         events = [(i.incident.metric, i.event) for n in notifier.sent for i in n.items if i.incident]
         assert ("total", "raise") in events and ("total", "resolve") in events, events
         assert not [e for m, e in events if m == "negative"], events
+    finally:
+        await runtime.aclose()
+
+
+async def test_peak_time_comes_from_the_detector_not_the_raise(tmp_path: Path) -> None:
+    runtime, _ = _runtime(tmp_path, write_jsonl(tmp_path / "posts.jsonl", []))
+    t0 = T0 + timedelta(days=4)
+    peak_at = t0 + timedelta(minutes=60)
+    try:
+        with runtime.db.session() as session:
+            spikes = runtime.spikes
+            spikes._handle(
+                session, "Acme Rail", "negative", SpikeEvent("raise", t0, 11, 1.0, 1, t0, 11, t0), t0
+            )
+            end = t0 + timedelta(minutes=90)
+            resolve = SpikeEvent("resolve", end, 2, 1.0, 1, t0, 20, peak_at)
+            spikes._handle(session, "Acme Rail", "negative", resolve, end)
+            incident = session.execute(select(models.SpikeIncident)).scalar_one()
+            assert incident.status == "resolved" and incident.peak_count == 20
+            assert incident.peak_at.replace(tzinfo=None) == peak_at.replace(tzinfo=None)
     finally:
         await runtime.aclose()

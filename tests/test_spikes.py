@@ -77,6 +77,19 @@ def test_quiet_brand_jump_raises_fast_then_escalates_then_resolves() -> None:
     assert resolved.peak == 200.0 and jump + 12 <= i_res <= jump + 12 + 4 * 12
 
 
+def test_peak_reached_between_events_is_reported_with_its_time() -> None:
+    # the spike grows from 30 to 45 without a new level (an escalation needs 2x the excess), so
+    # the first event after the raise that can say where the peak was is the resolve
+    jump = 4 * DAY + 100
+    counts = series(5, lambda i: 2.0)
+    counts[jump : jump + 8] = [30.0, 30.0, 38.0, 45.0, 40.0, 32.0, 30.0, 30.0]
+    events = feed(counts)
+    assert [e.kind for _, e in events] == ["raise", "resolve"]
+    (i_raise, raised), (_, resolved) = events
+    assert raised.peak_at == raised.ts == START + i_raise * STEP
+    assert resolved.peak == 45.0 and resolved.peak_at == START + (jump + 3) * STEP
+
+
 def test_is_open_and_score_follow_the_incident() -> None:
     counts = series(5, lambda i: 2.0)
     jump = 4 * DAY + 100
