@@ -329,6 +329,13 @@ class SpikeDetector:
         elif self._cooldown_left > 0:
             self._cooldown_left -= 1
 
+    def _event(self, kind: EventKind, ts: datetime, count: float, expected: float) -> SpikeEvent:
+        """An event of the open incident, with its level, start and peak so far."""
+        assert self._started_at is not None
+        return SpikeEvent(
+            kind, ts, count, expected, self._severity, self._started_at, self._peak, self._peak_at
+        )
+
     def _decide(
         self, ts: datetime, count: float, expected: float, z: float, alarming: bool
     ) -> SpikeEvent | None:
@@ -345,16 +352,12 @@ class SpikeDetector:
                 self._open = False
                 self._cooldown_left = s.cooldown_buckets
                 self._cusum = 0.0
-                return SpikeEvent(
-                    "resolve", ts, count, expected, self._severity, self._started_at, self._peak, self._peak_at
-                )
+                return self._event("resolve", ts, count, expected)
             self._calm = 0
             if excess >= s.escalate_factor * self._reported_excess:
                 self._severity += 1
                 self._reported_excess = excess
-                return SpikeEvent(
-                    "escalate", ts, count, expected, self._severity, self._started_at, self._peak, self._peak_at
-                )
+                return self._event("escalate", ts, count, expected)
             return None
         if self._cooldown_left > 0:
             self._cooldown_left -= 1
