@@ -155,11 +155,17 @@ def safe_url(url: str | None) -> str | None:
     return url.replace("&", "&amp;")
 
 
+#: Longest escaped URL put into Slack link markup. Longer ones (tracking parameters) would push a
+#: field or section past Slack's limit, and trimming there would cut the markup in half.
+LINK_URL_LIMIT = 600
+
+
 def link(url: str | None, label: str, *, trusted_label: bool = False) -> str:
-    """Slack link markup ``<url|label>`` for a validated URL; the escaped label alone if the URL is unsafe."""
+    """Slack link markup ``<url|label>`` for a validated URL; the escaped label alone if the URL is
+    unsafe or longer than :data:`LINK_URL_LIMIT`."""
     text = label if trusted_label else escape_mrkdwn(label, 200)
     target = safe_url(url)
-    if target is None:
+    if target is None or len(target) > LINK_URL_LIMIT:
         return text
     return f"<{target}|{text}>"
 

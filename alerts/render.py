@@ -259,10 +259,10 @@ def _why(item: AlertItem) -> str:
 
 
 def _mention_blocks(item: AlertItem, m: MentionView) -> list[dict[str, Any]]:
-    title = escape_mrkdwn(item.title, 200)
-    if m.title:
-        title += f"\n*{escape_mrkdwn(m.title, 200)}*"
-    text = f"*{title}*\n{_quote(m.text, POST_TEXT_LIMIT)}" if item.title else _quote(m.text, POST_TEXT_LIMIT)
+    # bold stops at a line break in Slack: each title line is bold on its own
+    heads = [escape_mrkdwn(t, 200) for t in (item.title, m.title) if t]
+    lines = [f"*{h}*" for h in heads if h.strip()]
+    text = "\n".join([*lines, _quote(m.text, POST_TEXT_LIMIT)])
     fields = [f"*Author*\n{_author(m)}"]
     if m.followers is not None:
         fields.append(f"*Reach*\n{format_count(m.followers)} followers")

@@ -105,6 +105,19 @@ def test_review_shows_rating_stars_and_title() -> None:
     assert "Teleurgesteld" in joined
     assert "|Trustpilot>" in joined
     assert "Rating ★★☆☆☆ 2/5" in render_text(notification(item))
+    # Slack's bold ends at a line break: every line with an opening * closes it on the same line
+    post = render_blocks(notification(item))[1]["text"]["text"]
+    assert post.splitlines()[:2] == ["*Complaint that needs care*", "*Teleurgesteld*"]
+    assert all(line.count("*") % 2 == 0 for line in post.splitlines())
+
+
+def test_overlong_link_keeps_its_label_and_the_markup_whole() -> None:
+    url = "https://shop.example/p?" + "utm=1&" * 300  # 1,823 characters; 3,000 once & is escaped
+    fields = render_blocks(notification(mention_item(mention=mention("ok", url=url))))[1]["fields"]
+    source = next(f["text"] for f in fields if f["text"].startswith("*Source*"))
+    assert source.count("<") == source.count(">") == 0 and source.endswith("X")
+    short = render_blocks(notification(mention_item(mention=mention("ok", url="https://x.example/1"))))
+    assert "<https://x.example/1|X>" in "\n".join(_texts(short))
 
 
 def test_claimed_state_is_shown_and_claim_button_dropped() -> None:
