@@ -317,7 +317,7 @@ class SourceCoordinator:
                 key=f"ops:{reason}:{self.name}:{now.date().isoformat()}",
                 kind="ops",
                 severity="critical",
-                title=f"Source {self.name} stopped: {'credentials refused' if reason == 'auth' else 'not configured'}",
+                title=f"Source {self.name} stopped: {'credentials missing or refused' if reason == 'auth' else 'not configured'}",
                 reason=f"{exc}. Fix the credentials or settings and reload (SIGHUP) or restart repmon.",
                 labels={"kind": "ops", "source": self.name, "severity": "critical"},
                 source=self.source.kind,

@@ -115,7 +115,7 @@ async def test_auth_failure_disables_and_raises_one_ops_alert(
         alerts = session.execute(select(models.Alert)).scalars().all()
         health = session.get(models.SourceHealth, "scripted")
     assert len(alerts) == 1 and alerts[0].kind == "ops" and alerts[0].severity == "critical"
-    assert "credentials" in alerts[0].title
+    assert alerts[0].title == "Source scripted stopped: credentials missing or refused"
     assert health is not None and health.disabled_reason and "401" in health.disabled_reason
     # A second failure on the same day (e.g. after a reload) does not add another ops alert.
     await coordinator.poll_once()
