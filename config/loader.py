@@ -46,13 +46,17 @@ class LoadedConfig:
     path: Path | None
 
 
-def load_config(path: str | Path) -> LoadedConfig:
-    """Read, parse and validate ``path``; raise :class:`ConfigError` with every problem found."""
+def load_config(path: str | Path, *, option: str = "--config") -> LoadedConfig:
+    """Read, parse and validate ``path``; raise :class:`ConfigError` with every problem found.
+
+    ``option`` is the command-line option that named the file, so a missing file's hint names it.
+    """
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([ConfigIssue(str(file), None, "", "file not found; pass --config PATH")]) from None
+        hint = "pass --config PATH" if option == "--config" else f"check the path given to {option}"
+        raise ConfigError([ConfigIssue(str(file), None, "", f"file not found; {hint}")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigIssue(str(file), None, "", f"cannot read: {exc}")]) from None
     return parse_config(text, str(file), base_dir=file.parent)

@@ -6,6 +6,7 @@ The YAML file is validated into :class:`Settings`. Secrets are never part of it:
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import time as dtime
 from typing import Annotated, Any, Literal
@@ -40,11 +41,17 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration like 30s, 5m, 1h or a number of seconds")
     if isinstance(value, int | float):
+        # Every duration is a wait or a lifetime: a negative one (or NaN) has no meaning, so it is
+        # refused here for all of them rather than by one validator per field.
+        if math.isnan(value) or value < 0:
+            raise ValueError(f"{value!r} is not a duration; a duration cannot be negative")
         return float(value)
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             return float(match.group(1)) * _UNITS[match.group(2)]
+        if value.strip().startswith("-"):
+            raise ValueError(f"{value!r} is not a duration; a duration cannot be negative")
     raise ValueError(f"{value!r} is not a duration; write e.g. 30s, 5m, 1h, 2d or a number of seconds")
 
 

@@ -7,13 +7,29 @@ import os
 from collections.abc import Mapping
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.loader import LoadedConfig
 from monitor.db import Database, database_url, redact_url
 
-__all__ = ["credential_fields", "run_checks"]
+__all__ = ["credential_fields", "error_cause", "run_checks"]
+
+
+def error_cause(exc: BaseException, url: str) -> str:
+    """The first line of the driver's own error behind ``exc``, with the database password hidden."""
+    cause: BaseException = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    text = lines[0].strip() if lines else type(cause).__name__
+    try:
+        password = make_url(url).password
+    except Exception:  # noqa: BLE001 - an unparsable URL has no password we could hide
+        password = None
+    if password:
+        text = text.replace(str(password), "***")
+    return text or type(cause).__name__
 
 
 def credential_fields(options: object) -> dict[str, str]:
@@ -41,7 +57,17 @@ async def run_checks(
         )
     except (SQLAlchemyError, OSError) as exc:
         ok = False
-        out.print(f"[red]✗[/] database {redact_url(url)} unreachable: {type(exc).__name__}")
+        out.print(
+            f"[red]✗[/] database {escape(redact_url(url))} unreachable: {escape(error_cause(exc, url))}",
+            highlight=False,
+        )
+
+    if not settings.brands:
+        ok = False
+        out.print("[yellow]![/] no brands configured: no mention will match and no alert is raised")
+    if not settings.sources:
+        ok = False
+        out.print("[yellow]![/] no sources configured: nothing will be polled")
 
     brands = Table("brand", "handles", "keywords", "query", "channels", "alerts", title="Brands")
     for b in settings.brands:

@@ -6,19 +6,25 @@ import asyncio
 import json
 import logging
 import os
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from config.loader import ConfigError, LoadedConfig, load_config
 from config.settings import parse_duration
 
 if TYPE_CHECKING:
+    from prometheus_client import Counter
+
     from monitor.runtime import CycleSummary, Runtime
 
 __all__ = ["app", "main"]
@@ -54,10 +60,15 @@ DEFAULT_CONFIG = Path("repmon.yaml")
 log = logging.getLogger("repmon.cli")
 
 
-def _load(path: Path) -> LoadedConfig:
-    """Load configuration or exit 2 with every problem listed."""
+#: The labels every alert carries, which silences can match on.
+SILENCE_LABELS = ("brand", "kind", "source", "severity", "metric")
+_MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)(.*)$", re.DOTALL)
+
+
+def _load(path: Path, option: str = "--config") -> LoadedConfig:
+    """Load configuration or exit 2 with every problem listed (``option`` named the file)."""
     try:
-        return load_config(path)
+        return load_config(path, option=option)
     except ConfigError as exc:
         err.print(
             f"[bold red]configuration error[/] ({len(exc.issues)} problem{'s' if len(exc.issues) != 1 else ''}):"
@@ -65,6 +76,49 @@ def _load(path: Path) -> LoadedConfig:
         for issue in exc.issues:
             err.print(f"  {issue}", markup=False, highlight=False)
         raise typer.Exit(2) from None
+
+
+@contextmanager
+def _database_errors(config: LoadedConfig) -> Iterator[None]:
+    """Turn a database without tables, or one that cannot be reached, into one line and exit 1.
+
+    Every command that reads or writes the database runs inside this, so an operator sees what to
+    do instead of a SQLAlchemy traceback, and never the database password.
+    """
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from monitor.checks import error_cause
+    from monitor.db import database_url, redact_url
+
+    try:
+        yield
+    except (OperationalError, ProgrammingError) as exc:
+        url = database_url(config.settings.storage)
+        if _missing_schema(exc):
+            err.print(
+                f"the database {redact_url(url)} has no tables yet; run `repmon db upgrade` first",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        elif isinstance(exc, OperationalError):
+            err.print(
+                f"database {redact_url(url)} unreachable: {error_cause(exc, url)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+        else:
+            raise  # a malformed statement is a bug, not an operator's problem: keep the traceback
+        raise typer.Exit(1) from None
+
+
+def _missing_schema(exc: Exception) -> bool:
+    """Whether a database error says a table does not exist (SQLite, PostgreSQL 42P01)."""
+    orig = getattr(exc, "orig", None)
+    if "42P01" in (getattr(orig, "sqlstate", None), getattr(orig, "pgcode", None)):
+        return True
+    return "no such table" in str(orig if orig is not None else exc)
 
 
 def _logging(level: str) -> None:
@@ -131,21 +185,24 @@ def once(
     """Poll every source once, process until all queues are empty, then exit (cron, tests)."""
     _logging(log_level)
     loaded = _load(config)
-    runtime = _runtime(loaded)
+    with _database_errors(loaded):
+        runtime = _runtime(loaded)
 
-    async def main_() -> CycleSummary:
-        try:
-            return await runtime.run_once()
-        finally:
-            await runtime.aclose()
+        async def main_() -> CycleSummary:
+            try:
+                return await runtime.run_once()
+            finally:
+                await runtime.aclose()
 
-    summary = asyncio.run(main_())
+        summary = asyncio.run(main_())
     errors = {p.source: p.error for p in summary.polls if p.error}
+    delivery_failures = _counter_total(runtime.metrics.alerts_failed)
     result = {
         "polled": len(summary.polls),
         "stored": summary.stored,
         "scored": summary.scored,
         "alerts_delivered": summary.delivered,
+        "delivery_failures": delivery_failures,
         "spike_events": summary.spike_events,
         "failed_sources": summary.failed_sources,
         "errors": errors,
@@ -159,6 +216,21 @@ def once(
         )
         for source, error in errors.items():
             out.print(f"[yellow]source {source} failed:[/] {error}", highlight=False)
+        if delivery_failures:
+            out.print(
+                f"[yellow]{delivery_failures} alert deliver{'ies' if delivery_failures != 1 else 'y'} failed[/] "
+                "(retried later, or parked: `repmon alerts failed`)",
+                highlight=False,
+            )
+    # Cron and scripts see a failed run: all work is done and summarised first, then exit 1.
+    raise typer.Exit(1 if summary.failed_sources or delivery_failures else 0)
+
+
+def _counter_total(counter: Counter) -> int:
+    """The sum of a labelled Prometheus counter over all its label values."""
+    return int(
+        sum(s.value for metric in counter.collect() for s in metric.samples if s.name.endswith("_total"))
+    )
 
 
 @app.command()
@@ -184,7 +256,8 @@ def db_upgrade(config: ConfigOption = DEFAULT_CONFIG, revision: str = "head") ->
 
     loaded = _load(config)
     db = Database(database_url(loaded.settings.storage))
-    upgrade(db, revision)
+    with _database_errors(loaded):
+        upgrade(db, revision)
     out.print(f"database {redact_url(db.url)} is at revision {revision}")
 
 
@@ -195,16 +268,21 @@ def watchlist_test(
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="Proposed configuration to compare.")
     ] = None,
-    days: Annotated[int, typer.Option(help="Stored mentions of the last N days.")] = 7,
-    samples: Annotated[int, typer.Option(help="Examples shown per change.")] = 5,
+    days: Annotated[int, typer.Option(min=1, help="Stored mentions of the last N days.")] = 7,
+    samples: Annotated[int, typer.Option(min=0, help="Examples shown per change.")] = 5,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show what a changed watchlist would add and drop on stored mentions, before it goes live."""
     from monitor.backtest import backtest, print_backtest
 
     current = _load(config)
-    proposed = _load(file) if file else current
-    report = backtest(current, proposed, brand=brand, days=days, samples=samples)
+    proposed = _load(file, "--file") if file else current
+    known = list(dict.fromkeys(b.name for c in (current, proposed) for b in c.settings.brands))
+    if brand is not None and brand not in known:
+        err.print(f"unknown brand: {brand}; configured: {', '.join(known) or 'none'}", markup=False)
+        raise typer.Exit(2)
+    with _database_errors(current):
+        report = backtest(current, proposed, brand=brand, days=days, samples=samples)
     if as_json:
         print(json.dumps(report, default=str))
     else:
@@ -244,24 +322,18 @@ def silence_add(
     from monitor import models
     from monitor.db import Database, database_url
 
-    matchers = {}
-    for item in match:
-        if "=" not in item:
-            err.print(
-                f"{item!r} is not a matcher; write label=value (labels: brand, kind, source, severity, metric)"
-            )
-            raise typer.Exit(2)
-        key, value = item.split("=", 1)
-        matchers[key.strip()] = value.strip()
+    matchers = _parse_matchers(match)
     try:
         seconds = parse_duration(duration)
     except ValueError as exc:
         err.print(str(exc))
         raise typer.Exit(2) from None
     loaded = _load(config)
+    for warning in _matcher_warnings(matchers, [b.name for b in loaded.settings.brands]):
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     db = Database(database_url(loaded.settings.storage))
     now = datetime.now(UTC)
-    with db.session() as session:
+    with _database_errors(loaded), db.session() as session:
         silence = models.Silence(
             matchers=matchers,
             comment=comment,
@@ -272,6 +344,57 @@ def silence_add(
         session.add(silence)
         session.flush()
         out.print(f"silence #{silence.id} for {matchers} until {silence.ends_at:%Y-%m-%d %H:%M} UTC")
+
+
+def _parse_matchers(items: list[str]) -> dict[str, str]:
+    """Equality matchers from ``label=value`` arguments; exit 2 on anything a silence cannot match."""
+    labels = ", ".join(SILENCE_LABELS)
+    matchers: dict[str, str] = {}
+    for item in items:
+        parsed = _MATCHER.match(item)
+        if parsed is None:
+            err.print(f"{item!r} is not a matcher; write label=value (labels: {labels})", markup=False)
+            raise typer.Exit(2)
+        key, op, value = parsed.group(1), parsed.group(2), parsed.group(3).strip()
+        if op != "=":
+            # Silences match labels exactly (Alertmanager's =); negative and regex matchers would
+            # otherwise be stored as a label "brand!" or a value "~x" that never matches anything.
+            err.print(
+                f"{item!r}: the operator {op} is not supported; silences match exact values (label=value)",
+                markup=False,
+            )
+            raise typer.Exit(2)
+        if key not in SILENCE_LABELS:
+            err.print(f"{item!r}: unknown label {key!r}; labels: {labels}", markup=False)
+            raise typer.Exit(2)
+        if not value:
+            err.print(f"{item!r}: empty value; write {key}=VALUE", markup=False)
+            raise typer.Exit(2)
+        if key in matchers and matchers[key] != value:
+            err.print(
+                f"{key} is given twice ({matchers[key]!r} and {value!r}); no alert can match both",
+                markup=False,
+            )
+            raise typer.Exit(2)
+        matchers[key] = value
+    return matchers
+
+
+def _matcher_warnings(matchers: dict[str, str], brands: list[str]) -> list[str]:
+    """Matchers that are valid but probably mistaken: a brand or kind no alert will carry."""
+    from alerts.model import AlertKind
+
+    warnings: list[str] = []
+    brand = matchers.get("brand")
+    if brand is not None and brand not in brands:
+        close = [b for b in brands if b.casefold() == brand.casefold()]
+        hint = f"did you mean {close[0]!r}?" if close else f"configured: {', '.join(brands) or 'none'}"
+        warnings.append(f"brand {brand!r} is not a configured brand (names are case-sensitive); {hint}")
+    kinds = get_args(AlertKind)
+    kind = matchers.get("kind")
+    if kind is not None and kind not in kinds:
+        warnings.append(f"kind {kind!r} is not an alert kind; kinds: {', '.join(kinds)}")
+    return warnings
 
 
 @silence_app.command("list")
@@ -288,7 +411,7 @@ def silence_list(
     db = Database(database_url(loaded.settings.storage))
     now = datetime.now(UTC)
     table = Table("id", "matchers", "until (UTC)", "by", "comment")
-    with db.session() as session:
+    with _database_errors(loaded), db.session() as session:
         stmt = select(models.Silence).order_by(models.Silence.id)
         if not all_:
             stmt = stmt.where(models.Silence.ends_at > now)
@@ -311,7 +434,7 @@ def silence_expire(silence_id: int, config: ConfigOption = DEFAULT_CONFIG) -> No
 
     loaded = _load(config)
     db = Database(database_url(loaded.settings.storage))
-    with db.session() as session:
+    with _database_errors(loaded), db.session() as session:
         silence = session.get(models.Silence, silence_id)
         if silence is None:
             err.print(f"no silence #{silence_id}")
@@ -334,7 +457,7 @@ def alerts_failed(
     loaded = _load(config)
     db = Database(database_url(loaded.settings.storage))
     table = Table("id", "raised (UTC)", "brand", "kind", "channel", "attempts", "last error")
-    with db.session() as session:
+    with _database_errors(loaded), db.session() as session:
         rows = session.execute(
             select(models.Alert)
             .where(models.Alert.status == "failed")
@@ -361,13 +484,36 @@ def alerts_retry(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Give failed alerts one more delivery attempt (the running daemon sends them)."""
+    from sqlalchemy import select
+
+    from monitor import models
     from monitor.db import Database, database_url
     from monitor.outbox import retry_failed
 
     loaded = _load(config)
     db = Database(database_url(loaded.settings.storage))
-    count = retry_failed(db, datetime.now(UTC), brand=brand, ids=ids or ())
+    with _database_errors(loaded):
+        if ids:
+            # Say which of the given ids cannot be retried (unknown, or not parked as failed).
+            with db.read_session() as session:
+                rows = session.execute(
+                    select(models.Alert.id, models.Alert.status, models.Alert.brand).where(
+                        models.Alert.id.in_(ids)
+                    )
+                ).all()
+            found = {row.id: row for row in rows}
+            for alert_id in dict.fromkeys(ids):
+                row = found.get(alert_id)
+                if row is None:
+                    err.print(f"alert #{alert_id} not found", highlight=False)
+                elif row.status != "failed":
+                    err.print(f"alert #{alert_id} is {row.status}, not failed", highlight=False)
+                elif brand is not None and row.brand != brand:
+                    err.print(f"alert #{alert_id} is not an alert of {brand}", markup=False, highlight=False)
+        count = retry_failed(db, datetime.now(UTC), brand=brand, ids=ids or ())
     out.print(f"{count} failed alert{'s' if count != 1 else ''} back in the outbox")
+    if ids and count == 0:
+        raise typer.Exit(1)
 
 
 @bench_app.command("spikes")
@@ -396,7 +542,8 @@ def feedback_export(
 
     loaded = _load(config)
     db = Database(database_url(loaded.settings.storage))
-    count = export_feedback(db, output)
+    with _database_errors(loaded):
+        count = export_feedback(db, output)
     out.print(f"wrote {count} corrections to {output}")
 
 
@@ -408,7 +555,8 @@ def status(
     from monitor.status import print_status, status_report
 
     loaded = _load(config)
-    report = status_report(loaded)
+    with _database_errors(loaded):
+        report = status_report(loaded)
     if as_json:
         print(json.dumps(report, default=str))
     else:

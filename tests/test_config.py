@@ -163,3 +163,47 @@ def test_check_flags_a_missing_head_file(tmp_path: Path) -> None:
     heads.write_bytes(b"npz")
     result = CliRunner().invoke(app, ["check", "--config", str(cfg)], env=env)
     assert "heads " in result.output and "not a readable file" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("setting", "path"),
+    [
+        ("daemon:\n  shutdown_timeout: -3\n", "daemon.shutdown_timeout"),
+        ("alerts:\n  give_up_after: -7200\n", "alerts.give_up_after"),
+        ("alerts:\n  group_wait: -1.5\n", "alerts.group_wait"),
+        ("spikes:\n  lateness: '-2m'\n", "spikes.lateness"),
+        ("daemon:\n  lease_ttl: .nan\n", "daemon.lease_ttl"),
+    ],
+)
+def test_negative_durations_are_refused_everywhere(setting: str, path: str) -> None:
+    issues = _issues(GOOD + setting)
+    assert any(f"bad.yaml:12: {path}" in i and "cannot be negative" in i for i in issues), issues
+
+
+def test_negative_interval_is_refused_like_other_durations() -> None:
+    issues = _issues(GOOD.replace("interval: 5m", "interval: -300"))
+    assert any("sources[0].interval" in i and "cannot be negative" in i for i in issues), issues
+    assert parse_duration(0) == 0 and parse_duration("0s") == 0
+    with pytest.raises(ValueError, match="cannot be negative"):
+        parse_duration(-1)
+
+
+@pytest.mark.parametrize(
+    ("text", "warning"),
+    [
+        ("", "no brands configured"),
+        ("", "no sources configured"),
+        (GOOD.split("sources:")[0], "no sources configured"),
+        ("sources:" + GOOD.split("sources:")[1], "no brands configured"),
+    ],
+)
+def test_check_warns_about_a_config_without_brands_or_sources(
+    tmp_path: Path, text: str, warning: str
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["check", "--config", str(cfg)], env={"REPMON_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    )
+    assert result.exit_code == 1, result.output
+    assert warning in " ".join(result.output.split())

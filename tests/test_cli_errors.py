@@ -1,0 +1,139 @@
+"""CLI failures an operator meets: no schema yet, an unreachable database, a failed `repmon once`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from alerts.testing import CapturingNotifier
+from monitor.cli import app
+from tests.pipeline_util import config_text, post, write_jsonl
+
+LEXICON = "classifier:\n  model: lexicon\n"
+#: Nothing listens on port 1, so connecting is refused at once; the password must never be shown.
+UNREACHABLE = "postgresql://repmon:s3cret-pw@127.0.0.1:1/repmon"
+
+DB_COMMANDS = [
+    ["status"],
+    ["status", "--json"],
+    ["alerts", "failed"],
+    ["alerts", "retry", "3"],
+    ["silence", "list"],
+    ["silence", "expire", "1"],
+    ["silence", "add", "kind=praise"],
+    ["watchlist", "test"],
+]
+
+
+def _config(tmp_path: Path, db_url: str, *, replay: Path | None = None) -> Path:
+    replay = replay or write_jsonl(tmp_path / "posts.jsonl", [])
+    cfg = tmp_path / "repmon.yaml"
+    cfg.write_text(config_text(db_url, replay, extra=LEXICON), encoding="utf-8")
+    return cfg
+
+
+def _summary(stdout: str) -> dict[str, Any]:
+    """The --json summary: the last line (console alerts, when there are any, come before it)."""
+    summary: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    return summary
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("command", DB_COMMANDS, ids=" ".join)
+def test_a_database_without_tables_says_to_upgrade(tmp_path: Path, command: list[str]) -> None:
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
+    result = CliRunner().invoke(app, [*command, "-c", str(cfg)])
+    assert result.exit_code == 1, result.output
+    assert "has no tables yet; run `repmon db upgrade` first" in _flat(result.output)
+    assert "Traceback" not in result.output and "sqlalchemy" not in result.output.lower()
+
+
+@pytest.mark.parametrize("command", [*DB_COMMANDS, ["db", "upgrade"], ["once"]], ids=" ".join)
+def test_an_unreachable_database_is_one_line_with_its_cause_and_no_password(
+    tmp_path: Path, command: list[str]
+) -> None:
+    cfg = _config(tmp_path, UNREACHABLE)
+    result = CliRunner().invoke(app, [*command, "-c", str(cfg)])
+    assert result.exit_code == 1, result.output
+    output = _flat(result.output)
+    assert "database postgresql://repmon:***@127.0.0.1:1/repmon unreachable:" in output
+    assert "Connection refused" in output
+    assert "s3cret-pw" not in result.output and "Traceback" not in result.output
+
+
+def test_check_names_the_root_cause_of_an_unreachable_database(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, UNREACHABLE)
+    result = CliRunner().invoke(app, ["check", "-c", str(cfg)], env={})
+    assert result.exit_code == 1
+    output = _flat(result.output)
+    assert "unreachable: connection failed" in output and "Connection refused" in output
+    assert "s3cret-pw" not in result.output
+
+
+def test_once_exits_0_on_a_clean_run(tmp_path: Path) -> None:
+    replay = write_jsonl(tmp_path / "posts.jsonl", [post(1, "Acme Rail is brilliant, thanks", minutes=1)])
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'ok.db'}", replay=replay)
+    result = CliRunner().invoke(app, ["once", "--json", "-c", str(cfg)])
+    assert result.exit_code == 0, result.output
+    summary = _summary(result.stdout)
+    assert summary["failed_sources"] == [] and summary["delivery_failures"] == 0
+
+
+def test_once_exits_1_after_finishing_when_a_source_failed(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'src.db'}", replay=tmp_path / "missing.jsonl")
+    result = CliRunner().invoke(app, ["once", "--json", "-c", str(cfg)])
+    assert result.exit_code == 1, result.output
+    summary = _summary(result.stdout)
+    assert summary["failed_sources"] == ["replay"] and "missing.jsonl" in summary["errors"]["replay"]
+    text = CliRunner().invoke(app, ["once", "-c", str(cfg)])
+    assert text.exit_code == 1 and "source replay failed" in _flat(text.output)
+
+
+def test_once_exits_1_and_counts_failed_deliveries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    replay = write_jsonl(tmp_path / "posts.jsonl", [post(1, "Acme Rail is brilliant, thanks", minutes=1)])
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'dl.db'}", replay=replay)
+    notifier = CapturingNotifier()
+    notifier.fail_next(1, retryable=False)  # say, channel_not_found: parked as failed
+    monkeypatch.setattr("monitor.notify.build_notifier", lambda settings, env: notifier)
+    result = CliRunner().invoke(app, ["once", "--json", "-c", str(cfg)])
+    assert result.exit_code == 1, result.output
+    summary = _summary(result.stdout)
+    assert summary["delivery_failures"] == 1 and summary["alerts_delivered"] == 0
+    assert summary["failed_sources"] == []
+    failed = CliRunner().invoke(app, ["alerts", "failed", "-c", str(cfg)])
+    assert "Acme Rail" in failed.output
+
+
+def test_watchlist_test_refuses_an_unknown_brand_and_lists_the_configured_ones(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'w.db'}")
+    assert CliRunner().invoke(app, ["db", "upgrade", "-c", str(cfg)]).exit_code == 0
+    result = CliRunner().invoke(app, ["watchlist", "test", "Nope", "-c", str(cfg)])
+    assert result.exit_code == 2, result.output
+    assert "unknown brand: Nope; configured: Acme Rail, Kettle Co" in _flat(result.output)
+    known = CliRunner().invoke(app, ["watchlist", "test", "Kettle Co", "-c", str(cfg)])
+    assert known.exit_code == 0, known.output
+
+
+@pytest.mark.parametrize("days", ["-3", "0"])
+def test_watchlist_test_needs_at_least_one_day(tmp_path: Path, days: str) -> None:
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'w.db'}")
+    result = CliRunner().invoke(app, ["watchlist", "test", "--days", days, "-c", str(cfg)])
+    assert result.exit_code == 2 and "--days" in result.output
+
+
+def test_watchlist_test_missing_file_names_the_file_option(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'w.db'}")
+    result = CliRunner().invoke(
+        app, ["watchlist", "test", "--file", str(tmp_path / "missing.yaml"), "-c", str(cfg)]
+    )
+    assert result.exit_code == 2
+    output = _flat(result.output)
+    assert "missing.yaml: file not found; check the path given to --file" in output
+    assert "--config" not in output
