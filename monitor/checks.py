@@ -32,6 +32,36 @@ def error_cause(exc: BaseException, url: str) -> str:
     return text or type(cause).__name__
 
 
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database file that does not exist yet (None otherwise)."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - not a URL we can read: the connection attempt says why
+        return None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if os.path.exists(database) else database
+
+
+def _check_database(url: str, out: Console) -> bool:
+    """Connect once and say whether the schema is there; False when unreachable."""
+    try:
+        db = Database(url)
+        schema = db.has_schema()
+        db.dispose()
+    except (SQLAlchemyError, OSError) as exc:
+        out.print(
+            f"[red]✗[/] database {escape(redact_url(url))} unreachable: {escape(error_cause(exc, url))}",
+            highlight=False,
+        )
+        return False
+    out.print(
+        f"[green]✓[/] database {redact_url(url)} reachable" + ("" if schema else " (run `repmon db upgrade`)")
+    )
+    return True
+
+
 def credential_fields(options: object) -> dict[str, str]:
     """Option fields naming environment variables (``*_env``) and their variable names."""
     data = options.model_dump() if hasattr(options, "model_dump") else {}
@@ -47,20 +77,17 @@ async def run_checks(
     out.print(f"[green]✓[/] configuration {config.path or ''} is valid")
 
     url = database_url(settings.storage, env)
-    try:
-        db = Database(url)
-        schema = db.has_schema()
-        db.dispose()
+    new_file = _missing_sqlite_file(url)
+    if new_file is not None:
+        # checking creates nothing: a typo in the path would otherwise leave a new, empty
+        # database behind and be reported reachable
         out.print(
-            f"[green]✓[/] database {redact_url(url)} reachable"
-            + ("" if schema else " (run `repmon db upgrade`)")
-        )
-    except (SQLAlchemyError, OSError) as exc:
-        ok = False
-        out.print(
-            f"[red]✗[/] database {escape(redact_url(url))} unreachable: {escape(error_cause(exc, url))}",
+            f"[yellow]![/] database file {escape(new_file)} does not exist yet; "
+            "`repmon db upgrade` (or the daemon) creates it",
             highlight=False,
         )
+    else:
+        ok = _check_database(url, out) and ok
 
     if not settings.brands:
         ok = False

@@ -207,3 +207,14 @@ def test_check_warns_about_a_config_without_brands_or_sources(
     )
     assert result.exit_code == 1, result.output
     assert warning in " ".join(result.output.split())
+
+
+def test_check_creates_no_database_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    db = tmp_path / "typo" / "repmon.db"
+    cfg.write_text(GOOD, encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["check", "--config", str(cfg)], env={"REPMON_DATABASE_URL": f"sqlite:///{db}"}
+    )
+    assert "does not exist yet" in " ".join(result.output.split())
+    assert not db.parent.exists()
