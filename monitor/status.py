@@ -42,20 +42,42 @@ def status_report(config: LoadedConfig) -> dict[str, Any]:
             ).all()
     finally:
         db.dispose()
+    sources = [
+        {
+            "name": h.source_name,
+            "kind": h.kind,
+            "last_success_at": h.last_success_at,
+            "consecutive_failures": h.consecutive_failures,
+            "last_error": h.last_error,
+            "disabled": h.disabled_reason,
+            "mentions_total": h.mentions_total,
+            "skipped_total": h.skipped_total,
+        }
+        for h in healths
+    ]
+    seen = {h.source_name for h in healths}
+    # configured but never polled (new, or no daemon running): listed, not left out
+    sources += [
+        {
+            "name": src.name,
+            "kind": src.type,
+            "last_success_at": None,
+            "consecutive_failures": 0,
+            "last_error": "not polled yet",
+            "disabled": None,
+            "mentions_total": 0,
+            "skipped_total": 0,
+        }
+        for src in config.settings.sources
+        if src.name not in seen
+    ]
     return {
-        "sources": [
-            {
-                "name": h.source_name,
-                "kind": h.kind,
-                "last_success_at": h.last_success_at,
-                "consecutive_failures": h.consecutive_failures,
-                "last_error": h.last_error,
-                "disabled": h.disabled_reason,
-                "mentions_total": h.mentions_total,
-                "skipped_total": h.skipped_total,
-            }
-            for h in healths
-        ],
+        "sources": sources,
+        "queues": {
+            "classify": int(mentions.get("pending", 0)),
+            "outbox": int(alerts.get("pending", 0) + alerts.get("sending", 0)),
+            "failed_alerts": int(alerts.get("failed", 0)),
+        },
         "mentions": mentions,
         "alerts": alerts,
         "open_incidents": [{"brand": b, "metric": m, "since": s} for b, m, s in open_incidents],
@@ -78,8 +100,14 @@ def print_status(report: dict[str, Any], out: Console) -> None:
             s["disabled"] or s["last_error"] or "",
         )
     out.print(table)
-    out.print("mentions: " + ", ".join(f"{k} {v}" for k, v in sorted(report["mentions"].items())) or "none")
-    out.print("alerts: " + ", ".join(f"{k} {v}" for k, v in sorted(report["alerts"].items())) or "none")
+    q = report["queues"]
+    out.print(
+        f"queues: {q['classify']} mentions to score, {q['outbox']} alerts to send"
+        + (f", [red]{q['failed_alerts']} failed[/] (repmon alerts failed)" if q["failed_alerts"] else "")
+    )
+    for name in ("mentions", "alerts"):
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report[name].items()))
+        out.print(f"{name}: {counts or 'none'}")
     for inc in report["open_incidents"]:
         out.print(
             f"[red]open crisis[/] {inc['brand']} ({inc['metric']}) since {inc['since']:%Y-%m-%d %H:%M} UTC"

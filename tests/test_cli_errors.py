@@ -137,3 +137,18 @@ def test_watchlist_test_missing_file_names_the_file_option(tmp_path: Path) -> No
     output = _flat(result.output)
     assert "missing.yaml: file not found; check the path given to --file" in output
     assert "--config" not in output
+
+
+def test_status_lists_unpolled_sources_and_the_queues(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 's.db'}"
+    cfg = _config(tmp_path, db_url)
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade", "--config", str(cfg)]).exit_code == 0
+    result = runner.invoke(app, ["status", "--json", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [(s["name"], s["last_error"]) for s in report["sources"]] == [("replay", "not polled yet")]
+    assert report["queues"] == {"classify": 0, "outbox": 0, "failed_alerts": 0}
+    text = " ".join(runner.invoke(app, ["status", "--config", str(cfg)]).output.split())
+    assert "not polled" in text and "queues: 0 mentions to score, 0 alerts to send" in text
+    assert "mentions: none" in text and "alerts: none" in text
