@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, get_args
+from typing import TYPE_CHECKING, Annotated, TextIO, get_args
 
 import typer
 from rich.console import Console
@@ -127,12 +127,13 @@ def _logging(level: str) -> None:
     setup_logging(level)
 
 
-def _runtime(config: LoadedConfig, *, upgrade: bool = True) -> Runtime:
+def _runtime(config: LoadedConfig, *, upgrade: bool = True, console: TextIO | None = None) -> Runtime:
+    """The runtime for ``config``; alerts that go to the console are printed on ``console``."""
     from monitor.migrate import upgrade as db_upgrade
     from monitor.notify import build_notifier
     from monitor.runtime import Runtime
 
-    runtime = Runtime(config, notifier=build_notifier(config.settings, os.environ))
+    runtime = Runtime(config, notifier=build_notifier(config.settings, os.environ, stream=console))
     if upgrade:
         db_upgrade(runtime.db)
     return runtime
@@ -186,7 +187,8 @@ def once(
     _logging(log_level)
     loaded = _load(config)
     with _database_errors(loaded):
-        runtime = _runtime(loaded)
+        # with --json, stdout carries the summary alone: console alerts go to stderr
+        runtime = _runtime(loaded, console=sys.stderr if as_json else None)
 
         async def main_() -> CycleSummary:
             try:

@@ -37,8 +37,8 @@ def _config(tmp_path: Path, db_url: str, *, replay: Path | None = None) -> Path:
 
 
 def _summary(stdout: str) -> dict[str, Any]:
-    """The --json summary: the last line (console alerts, when there are any, come before it)."""
-    summary: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    """The --json summary: all of stdout (console alerts go to stderr), so it pipes into jq."""
+    summary: dict[str, Any] = json.loads(stdout)
     return summary
 
 
@@ -84,6 +84,7 @@ def test_once_exits_0_on_a_clean_run(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     summary = _summary(result.stdout)
     assert summary["failed_sources"] == [] and summary["delivery_failures"] == 0
+    assert summary["alerts_delivered"] == 1 and "Untagged praise" in result.stderr  # printed beside it
 
 
 def test_once_exits_1_after_finishing_when_a_source_failed(tmp_path: Path) -> None:
@@ -101,7 +102,7 @@ def test_once_exits_1_and_counts_failed_deliveries(tmp_path: Path, monkeypatch: 
     cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'dl.db'}", replay=replay)
     notifier = CapturingNotifier()
     notifier.fail_next(1, retryable=False)  # say, channel_not_found: parked as failed
-    monkeypatch.setattr("monitor.notify.build_notifier", lambda settings, env: notifier)
+    monkeypatch.setattr("monitor.notify.build_notifier", lambda settings, env, **_: notifier)
     result = CliRunner().invoke(app, ["once", "--json", "-c", str(cfg)])
     assert result.exit_code == 1, result.output
     summary = _summary(result.stdout)
