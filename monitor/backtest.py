@@ -18,7 +18,8 @@ from sources.base import Author, Mention
 
 __all__ = ["backtest", "print_backtest", "row_to_mention"]
 
-#: A term matching more than this share of all stored mentions is probably too broad ("NS", "bol").
+#: A single-word term matching more than this share of all stored mentions is probably too broad
+#: ("NS", "bol").
 BROAD_TERM_SHARE = 0.2
 
 
@@ -108,7 +109,8 @@ def backtest(
     broad = [
         {"brand": b, "term": t, "matches": c, "share": c / total}
         for (b, t), c in term_counts.most_common()
-        if total and c / total > BROAD_TERM_SHARE and (brand is None or b == brand)
+        # a phrase is already as specific as the advice below would make it: single words only
+        if total and c / total > BROAD_TERM_SHARE and (brand is None or b == brand) and len(t.split()) == 1
     ]
     return {
         "days": days,
