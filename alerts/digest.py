@@ -53,7 +53,9 @@ __all__ = [
     "change_pct",
     "format_change",
     "format_net",
+    "format_percent",
     "format_share",
+    "largest_remainder",
     "percentile",
     "source_label",
 ]
@@ -69,10 +71,14 @@ MAX_BACKGROUND_TEXTS = 5000
 BACKGROUND_DAYS = 28
 
 
+#: The sentiment labels in display order.
+SENTIMENT_LABELS = ("positive", "neutral", "negative")
+
+
 def change_pct(current: float, previous: float) -> float | None:
-    """Relative change in percent, or None when there is nothing to compare with."""
+    """Relative change in percent: 0 when both are zero (no change), None when only ``previous`` is."""
     if previous <= 0:
-        return None
+        return 0.0 if current <= 0 else None
     return (current - previous) / previous * 100.0
 
 
@@ -89,9 +95,43 @@ def format_net(value: float | None) -> str:
     return f"{points:+d}" if points else "0"
 
 
+def format_percent(value: int | None) -> str:
+    """A whole percentage (``42%``), or ``–`` when there is nothing to share."""
+    return "–" if value is None else f"{value}%"
+
+
 def format_change(pct: float | None) -> str:
-    """``+12%`` / ``-3%``, or ``new`` when the previous period had nothing."""
-    return "new" if pct is None else f"{pct:+.0f}%"
+    """``+12%`` / ``-3%``, ``±0%`` for no change, or ``new`` when only the current period has mentions.
+
+    Whole percents, except where rounding would claim "no change" or "all gone" when that is not so:
+    those show one decimal, kept at least 0.1 away from 0 and -100 (``-99.8%``, ``+0.3%``).
+    """
+    if pct is None:
+        return "new"
+    if pct == 0:
+        return "±0%"
+    text = f"{pct:+.0f}%"
+    if text in ("+0%", "-0%") or (text == "-100%" and pct > -100):
+        tenth = max(pct, 0.1) if pct > 0 else min(max(pct, -99.9), -0.1)
+        text = f"{tenth:+.1f}%"
+    return text
+
+
+def largest_remainder(counts: Sequence[int], total: int = 100) -> list[int]:
+    """Whole shares of ``total`` proportional to ``counts`` that add up to exactly ``total``.
+
+    Each share is rounded down, and the points left over go to the largest remainders (ties: the
+    larger count, then the earlier position), so displayed percentages never sum to 99 or 101.
+    """
+    whole = sum(counts)
+    if whole <= 0:
+        return [0] * len(counts)
+    exact = [n * total / whole for n in counts]
+    shares = [math.floor(x) for x in exact]
+    order = sorted(range(len(counts)), key=lambda i: (-(exact[i] - shares[i]), -counts[i], i))
+    for i in order[: total - sum(shares)]:
+        shares[i] += 1
+    return shares
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -249,6 +289,13 @@ class SentimentShare:
             return None
         count: int = getattr(self, label)
         return count / self.scored
+
+    def percent(self, label: str) -> int | None:
+        """Whole percent of ``label`` among scored mentions, the three summing to 100; None when nothing is scored."""
+        if not self.scored:
+            return None
+        counts = [getattr(self, name) for name in SENTIMENT_LABELS]
+        return dict(zip(SENTIMENT_LABELS, largest_remainder(counts), strict=True))[label]
 
     @property
     def net(self) -> float | None:
@@ -432,7 +479,7 @@ class BrandDigest:
 
     @property
     def change_pct(self) -> float | None:
-        """Volume change vs the previous period in percent (None when there was none)."""
+        """Volume change vs the previous period in percent (None when only this period has mentions)."""
         return change_pct(self.volume, self.previous_volume)
 
     @property
@@ -445,8 +492,8 @@ class BrandDigest:
 
     @property
     def is_new(self) -> bool:
-        """Whether the brand had no mentions before this period."""
-        return self.first_seen is None or self.first_seen >= self.period.start
+        """Whether the brand's first mention falls in this period (or it has none at all yet)."""
+        return self.first_seen is None or self.period.start <= self.first_seen < self.period.end
 
     @property
     def empty(self) -> bool:
@@ -758,7 +805,7 @@ def build_digest(db: Database, settings: Settings, brand: str, start: datetime, 
     notes = []
     if first_seen is None:
         notes.append(f"No mentions of {brand} have been stored yet.")
-    elif first_seen >= period.start:
+    elif period.start <= first_seen < period.end:
         notes.append(
             f"{brand} is new: first mention on {first_seen.astimezone(period.zone):%Y-%m-%d}, "
             "so there is no previous period to compare with."

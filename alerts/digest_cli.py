@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from alerts.digest import BrandDigest, Period, format_change, format_net, format_share
+from alerts.digest import BrandDigest, Period, format_change, format_net, format_percent
 from alerts.escape import clean, safe_url
 
 __all__ = ["digest_command", "print_digest", "resolve_period"]
@@ -63,8 +63,9 @@ def print_digest(digest: BrandDigest, console: Console) -> None:
     head.add_row(
         f"mentions [bold]{digest.volume}[/] ({format_change(digest.change_pct)} vs {digest.previous_volume})",
         f"net sentiment [bold]{format_net(s.net)}[/]",
-        f"positive {format_share(s.share('positive'))} · neutral {format_share(s.share('neutral'))} · "
-        f"negative {format_share(s.share('negative'))}" + (f" · {s.unscored} unscored" if s.unscored else ""),
+        f"positive {format_percent(s.percent('positive'))} · neutral {format_percent(s.percent('neutral'))} · "
+        f"negative {format_percent(s.percent('negative'))}"
+        + (f" · {s.unscored} unscored" if s.unscored else ""),
     )
     head.add_row(
         f"complaints [bold]{digest.complaints}[/]",

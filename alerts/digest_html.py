@@ -19,7 +19,16 @@ from typing import Any
 from jinja2 import Environment, StrictUndefined
 from markupsafe import Markup
 
-from alerts.digest import BrandDigest, Period, format_change, format_net, format_share, source_label
+from alerts.digest import (
+    BrandDigest,
+    Period,
+    SentimentShare,
+    format_change,
+    format_net,
+    format_percent,
+    format_share,
+    source_label,
+)
 from alerts.escape import clean, safe_url
 from alerts.render import format_count, format_duration
 
@@ -120,13 +129,13 @@ _TEMPLATE = """<!DOCTYPE html>
 
   <h3>Sentiment</h3>
   {% set s = d.sentiment %}
-  <div class="share" role="img" aria-label="positive {{ pct(s.share('positive')) }}, neutral {{ pct(s.share('neutral')) }}, negative {{ pct(s.share('negative')) }}">
+  <div class="share" role="img" aria-label="positive {{ spct(s, 'positive') }}, neutral {{ spct(s, 'neutral') }}, negative {{ spct(s, 'negative') }}">
     {% if s.scored %}{% for label in ('positive', 'neutral', 'negative') %}
     <span class="s-{{ label }}" style="width: {{ width(s.share(label)) }}%"></span>{% endfor %}{% endif %}
   </div>
   <div class="legend small">
     {% for label in ('positive', 'neutral', 'negative') %}<span><i class="dot s-{{ label }}"></i>{{ label }}
-      {{ pct(s.share(label)) }} ({{ s[label] }})</span>{% endfor %}
+      {{ spct(s, label) }} ({{ s[label] }})</span>{% endfor %}
     {% if s.unscored %}<span class="muted">{{ s.unscored }} not scored</span>{% endif %}
     <span class="muted">previous period: net {{ net(d.previous_sentiment.net) }}</span>
   </div>
@@ -155,11 +164,11 @@ _TEMPLATE = """<!DOCTYPE html>
       <th class="num">Negative</th><th class="num">Net</th></tr></thead>
     <tbody><tr><td><strong>{{ d.brand }}</strong></td><td class="num">{{ d.volume }}</td>
       <td class="num">{{ change(d.change_pct, d.previous_volume, short=True) }}</td>
-      <td class="num">{{ pct(d.sentiment.share('positive')) }}</td><td class="num">{{ pct(d.sentiment.share('negative')) }}</td>
+      <td class="num">{{ spct(d.sentiment, 'positive') }}</td><td class="num">{{ spct(d.sentiment, 'negative') }}</td>
       <td class="num">{{ net(d.sentiment.net) }}</td></tr>
     {% for c in d.competitors %}<tr><td>{{ c.brand }}</td><td class="num">{{ c.volume }}</td>
       <td class="num">{{ change(c.change_pct, c.previous_volume, short=True) }}</td>
-      <td class="num">{{ pct(c.sentiment.share('positive')) }}</td><td class="num">{{ pct(c.sentiment.share('negative')) }}</td>
+      <td class="num">{{ spct(c.sentiment, 'positive') }}</td><td class="num">{{ spct(c.sentiment, 'negative') }}</td>
       <td class="num">{{ net(c.sentiment.net) }}</td></tr>{% endfor %}
     </tbody></table></div>
   {% endif %}
@@ -238,7 +247,14 @@ def _change(pct: float | None, previous: int, *, short: bool = False) -> str:
         return format_change(pct)
     if pct is None:
         return "new: nothing in the previous period"
+    if pct == 0 and previous == 0:
+        return "±0%: nothing in this or the previous period"
     return f"{format_change(pct)} vs previous period ({previous})"
+
+
+def _sentiment_pct(sentiment: SentimentShare, label: str) -> str:
+    """The displayed share of ``label``: whole percents that sum to 100 over the three labels."""
+    return format_percent(sentiment.percent(label))
 
 
 def _helpers(period: Period) -> dict[str, Callable[..., Any]]:
@@ -249,7 +265,7 @@ def _helpers(period: Period) -> dict[str, Callable[..., Any]]:
 
     return {
         "count": format_count,
-        "pct": format_share,
+        "spct": _sentiment_pct,
         "net": format_net,
         "change": _change,
         "net_change": lambda v: "" if v is None else f"{format_net(v)} points vs previous period",

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from alerts.digest import BrandDigest, PostRef, format_change, format_net, format_share
+from alerts.digest import BrandDigest, PostRef, format_change, format_net, format_percent
 from alerts.escape import (
     CONTEXT_TEXT_LIMIT,
     FALLBACK_TEXT_LIMIT,
@@ -27,6 +28,7 @@ from alerts.escape import (
     escape_plain,
     link,
     trim,
+    utf16_len,
 )
 from alerts.render import format_count, format_duration
 
@@ -88,13 +90,42 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": trim(text, CONTEXT_TEXT_LIMIT)}]}
 
 
-def _post_line(post: PostRef) -> str:
-    """``• @author (12k) on X: "quote" <url|open>`` with every untrusted part escaped."""
+def _with_link(line: str, url: str | None) -> tuple[str, str]:
+    """``line`` followed by an ``<url|open>`` link when the URL is safe, and ``line`` alone."""
+    opener = link(url, "open", trusted_label=True)
+    return (f"{line} {opener}" if opener != "open" else line), line
+
+
+def _post_item(post: PostRef) -> tuple[str, str]:
+    """``• @author (12k): "quote" <url|open>`` with every untrusted part escaped, and the same without link."""
     reach = f" ({format_count(post.followers)})" if post.followers else ""
     quote = escape_mrkdwn(" ".join(post.text.split()), QUOTE_LIMIT)
-    opener = link(post.url, "open", trusted_label=True)
-    tail = f" {opener}" if opener != "open" else ""
-    return f"• {escape_mrkdwn(post.author, 80)}{reach}: “{quote}”{tail}"
+    return _with_link(f"• {escape_mrkdwn(post.author, 80)}{reach}: “{quote}”", post.url)
+
+
+def _list_sections(title: str, items: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Sections with ``title`` and one line per item, split only between items.
+
+    Each item is (line with its link, the same line without). Cutting a section at the character
+    limit could end inside ``<url|label>`` markup (a broken link) and silently drop the lines after
+    it, so lines are packed whole instead: a line that does not fit moves to a new section; a link
+    too long for any section (or for the first one, beside the title) is left out, keeping the text.
+    """
+    texts: list[str] = []
+    current = f"*{title}*"
+    started = False
+    for full, plain in items:
+        line = full if utf16_len(full) <= SECTION_TEXT_LIMIT else trim(plain, SECTION_TEXT_LIMIT)
+        if utf16_len(f"{current}\n{line}") > SECTION_TEXT_LIMIT:
+            if started:
+                texts.append(current)
+                current = line
+                continue
+            line = trim(plain, SECTION_TEXT_LIMIT - utf16_len(current) - 1)
+        current = f"{current}\n{line}"
+        started = True
+    texts.append(current)
+    return [_section(text) for text in texts]
 
 
 def digest_text(digest: BrandDigest) -> str:
@@ -128,8 +159,8 @@ def digest_blocks(digest: BrandDigest) -> list[dict[str, Any]]:
             f"*{brand}* had *{digest.volume}* mentions ({format_change(digest.change_pct)} vs {digest.previous_volume}).",
             [
                 f"*Net sentiment*\n{format_net(s.net)}{net_change}",
-                f"*Sentiment*\n🟢 {format_share(s.share('positive'))} · ⚪ {format_share(s.share('neutral'))} · "
-                f"🔴 {format_share(s.share('negative'))}"
+                f"*Sentiment*\n🟢 {format_percent(s.percent('positive'))} · "
+                f"⚪ {format_percent(s.percent('neutral'))} · 🔴 {format_percent(s.percent('negative'))}"
                 + (f"\n_{s.unscored} not scored_" if s.unscored else ""),
                 f"*Complaints*\n{digest.complaints}",
                 f"*Praise*\n{digest.praise}",
@@ -152,33 +183,34 @@ def digest_blocks(digest: BrandDigest) -> list[dict[str, Any]]:
         blocks.append(_context(" ".join(escape_mrkdwn(n) for n in digest.notes)))
     blocks.append({"type": "divider"})
     if digest.themes:
-        lines = []
+        items = []
         for theme in digest.themes[:SLACK_THEMES]:
             example = theme.examples[0] if theme.examples else None
             line = f"• *{escape_mrkdwn(theme.term, 80)}* ({theme.count})"
-            if example is not None:
+            if example is None:
+                items.append((line, line))
+            else:
                 quote = escape_mrkdwn(" ".join(example.text.split()), 100)
-                opener = link(example.url, "open", trusted_label=True)
-                line += f" — “{quote}”" + (f" {opener}" if opener != "open" else "")
-            lines.append(line)
-        blocks.append(_section("*Top complaint themes*\n" + "\n".join(lines)))
+                items.append(_with_link(f"{line} — “{quote}”", example.url))
+        blocks.extend(_list_sections("Top complaint themes", items))
     if digest.top_complaints:
-        lines = [_post_line(p) for p in digest.top_complaints[:SLACK_POSTS]]
-        blocks.append(_section("*Most-reached complaints*\n" + "\n".join(lines)))
+        items = [_post_item(p) for p in digest.top_complaints[:SLACK_POSTS]]
+        blocks.extend(_list_sections("Most-reached complaints", items))
     if digest.top_praise:
-        lines = [_post_line(p) for p in digest.top_praise[:SLACK_POSTS]]
-        blocks.append(_section("*Most-reached praise*\n" + "\n".join(lines)))
+        items = [_post_item(p) for p in digest.top_praise[:SLACK_POSTS]]
+        blocks.extend(_list_sections("Most-reached praise", items))
     if digest.spikes:
         zone = digest.period.zone
-        lines = []
+        items = []
         for x in digest.spikes[:5]:
             end = f"{x.resolved_at.astimezone(zone):%a %H:%M}" if x.resolved_at else "still open"
             terms = ", ".join(escape_mrkdwn(t, 40) for t in x.top_terms[:4])
-            lines.append(
+            line = (
                 f"• {escape_mrkdwn(x.metric)} {x.started_at.astimezone(zone):%a %d %b %H:%M} → {end}, "
                 f"peak {x.peak_count:.0f} vs {x.expected:.1f} expected" + (f" ({terms})" if terms else "")
             )
-        blocks.append(_section("*Spikes*\n" + "\n".join(lines)))
+            items.append((line, line))
+        blocks.extend(_list_sections("Spikes", items))
     h = digest.handling
     blocks.append(
         _section(

@@ -27,7 +27,7 @@ from monitor.notify import build_notifier
 from monitor.runtime import Runtime
 from sources.text import parse_timestamp
 
-__all__ = ["DEMO_DIR", "last_full_week", "run_demo"]
+__all__ = ["DEMO_DIR", "digest_path", "last_full_week", "run_demo", "utc_time"]
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "examples" / "demo"
 
@@ -40,6 +40,22 @@ def last_full_week(now: datetime, zone: str = "Europe/Amsterdam") -> tuple[datet
     start = datetime.combine(monday, datetime.min.time(), tz)
     end = datetime.combine(monday + timedelta(days=7), datetime.min.time(), tz)
     return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def utc_time(when: datetime) -> str:
+    """``Sat 09:40 UTC``: how the demo summary shows incident times."""
+    return f"{when.astimezone(UTC):%a %H:%M} UTC"
+
+
+def digest_path(workdir: Path, start: datetime, end: datetime, timezone: str) -> Path:
+    """Where the demo writes the digest of [start, end): named by the period as the digest shows it.
+
+    The week is a local one, so its UTC start can fall in the ISO week before: the name comes from
+    :attr:`alerts.digest.Period.slug` (local time), as the scheduler's files do.
+    """
+    from alerts.digest import Period
+
+    return workdir / f"digest-{Period(start, end, timezone).slug}.html"
 
 
 def _shifted_replay(source: Path, target: Path, week_start: datetime) -> int:
@@ -161,7 +177,7 @@ def _summary(runtime: Runtime, out: Console) -> None:
         )
 
     for inc in incidents:
-        end = f"resolved {inc.resolved_at:%a %H:%M}" if inc.resolved_at else "still open"
+        end = f"resolved {utc_time(inc.resolved_at)}" if inc.resolved_at else "still open"
         what = "crisis" if inc.metric == "negative" else "volume spike"
         covered = (
             " (inside the crisis: not alerted on its own)"
@@ -169,7 +185,7 @@ def _summary(runtime: Runtime, out: Console) -> None:
             else ""
         )
         out.print(
-            f"{what}: {inc.brand} ({inc.metric}) from {inc.started_at:%a %H:%M} UTC, peak {inc.peak_count:.0f} "
+            f"{what}: {inc.brand} ({inc.metric}) from {utc_time(inc.started_at)}, peak {inc.peak_count:.0f} "
             f"per 5 min vs {inc.expected:.1f} expected, level {inc.level}, {end}{covered}"
         )
 
@@ -185,6 +201,6 @@ def _digest(runtime: Runtime, start: datetime, end: datetime, workdir: Path) -> 
         for b in runtime.settings.brands
         if not b.competitor
     ]
-    path = workdir / f"digest-{start:%G-W%V}.html"
+    path = digest_path(workdir, start, end, runtime.settings.digest.timezone)
     path.write_text(render_html(digests, (start, end)), encoding="utf-8")
     return path

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from monitor.demo import digest_path, last_full_week, utc_time
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def test_digest_file_is_named_by_the_local_week() -> None:
+    # Week 48 of 2026 starts Monday 23 November 00:00 in Amsterdam: Sunday 22 November 23:00 UTC,
+    # which is still in ISO week 47.
+    start, end = last_full_week(datetime(2026, 12, 2, 12, tzinfo=UTC))
+    assert start == datetime(2026, 11, 22, 23, tzinfo=UTC)
+    assert digest_path(Path("/w"), start, end, "Europe/Amsterdam") == Path("/w/digest-2026-W48.html")
+
+
+def test_summary_times_carry_their_zone() -> None:
+    assert utc_time(datetime(2026, 11, 28, 9, 40, tzinfo=UTC)) == "Sat 09:40 UTC"
+
+
+@pytest.mark.slow
 def test_demo_shows_praise_complaints_and_a_crisis(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     env["COLUMNS"] = "120"
@@ -32,10 +47,14 @@ def test_demo_shows_praise_complaints_and_a_crisis(tmp_path: Path) -> None:
     assert "Crisis forming" in out and "Spoorweg Noord" in out
     assert "Resolved" in out
     assert "crisis: Spoorweg Noord (negative)" in out and "resolved" in out
+    assert re.search(r"from \w{3} \d\d:\d\d UTC, .* resolved \w{3} \d\d:\d\d UTC", out)
     # One crisis, one thread: the total-volume spike beside it is recorded but not alerted.
     assert out.count("Crisis forming") == 1 and "Crisis forming: mentions about" not in out
     assert "inside the crisis: not alerted on its own" in " ".join(out.split())
     digests = list(tmp_path.glob("digest-*.html"))
     assert len(digests) == 1
     html = digests[0].read_text(encoding="utf-8")
+    week = re.search(r"<title>Sentiment digest — Week (\d+), (\d{4})", html)
+    assert week is not None
+    assert digests[0].name == f"digest-{week[2]}-W{int(week[1]):02d}.html"  # the file names the week it shows
     assert "Spoorweg Noord" in html and "Kettle &amp; Co" in html

@@ -16,7 +16,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from alerts.digest import BrandDigest, Period, build_digest, build_digests, change_pct, percentile
+from alerts.digest import (
+    BrandDigest,
+    Period,
+    SentimentShare,
+    build_digest,
+    build_digests,
+    change_pct,
+    format_change,
+    largest_remainder,
+    percentile,
+)
 from alerts.terms import top_terms
 from config.loader import parse_config
 from config.settings import Settings
@@ -484,7 +494,8 @@ def test_competitor_side_by_side(seeded: Seeded) -> None:
 def test_empty_period_is_a_sensible_digest(seeded: Seeded) -> None:
     empty = Period.from_dates(date(2023, 1, 2), date(2023, 1, 8))
     d = build_digest(seeded.db, seeded.settings, "Acme", empty.start, empty.end)
-    assert d.volume == 0 and d.empty and d.change_pct is None
+    assert d.volume == 0 and d.empty and d.change_pct == 0.0  # 0 vs 0: no change, not "new"
+    assert format_change(d.change_pct) == "±0%"
     assert d.sentiment.net is None and d.sentiment.share("positive") is None
     assert d.themes == () and d.top_praise == () and d.spikes == () and d.handling.raised == 0
     assert [p.total for p in d.trend] == [0] * 7
@@ -502,6 +513,15 @@ def test_brand_new_brand(seeded: Seeded) -> None:
     assert any("No mentions of Ghost" in n for n in ghost.notes)
 
 
+def test_period_before_the_first_mention_is_not_new(seeded: Seeded) -> None:
+    before = WEEK.previous()
+    d = build_digest(seeded.db, seeded.settings, "Newbie", before.start, before.end)
+    assert d.first_seen == local(mon(4), 15) and not d.is_new
+    assert not any("is new" in n for n in d.notes)
+    assert d.notes == ("No mentions in this period.",)
+    assert d.change_pct == 0.0 and format_change(d.change_pct) == "±0%"
+
+
 def test_missing_scores_do_not_distort_shares(seeded: Seeded) -> None:
     d = build_digest(seeded.db, seeded.settings, "Unscored", WEEK.start, WEEK.end)
     assert d.volume == 2 and d.sentiment.unscored == 2 and d.sentiment.scored == 0
@@ -517,9 +537,36 @@ def test_build_digests_skips_competitors(seeded: Seeded) -> None:
 def test_change_and_percentile_helpers() -> None:
     assert change_pct(15, 10) == pytest.approx(50.0)
     assert change_pct(3, 0) is None
+    assert change_pct(0, 0) == 0.0
     assert percentile([], 50) is None
     assert percentile([7.0], 90) == 7.0
     assert percentile([1, 2, 3, 4], 50) == 2.5
+
+
+def test_format_change_never_rounds_to_all_gone_or_unchanged() -> None:
+    assert format_change(change_pct(1, 402)) == "-99.8%"  # not "-100%": one mention is left
+    assert format_change(change_pct(1, 100_000)) == "-99.9%"
+    assert format_change(change_pct(0, 402)) == "-100%"
+    assert format_change(change_pct(1001, 1000)) == "+0.1%"
+    assert format_change(change_pct(1000, 1003)) == "-0.3%"
+    assert format_change(change_pct(100_001, 100_000)) == "+0.1%"
+    assert format_change(change_pct(7, 7)) == "±0%" and format_change(change_pct(0, 0)) == "±0%"
+    assert format_change(change_pct(15, 10)) == "+50%" and format_change(change_pct(1, 3)) == "-67%"
+    assert format_change(change_pct(3, 0)) == "new"
+
+
+def test_sentiment_percents_sum_to_100() -> None:
+    labels = ("positive", "neutral", "negative")
+    s = SentimentShare(positive=37, neutral=31, negative=19, unscored=5)
+    assert [round((s.share(x) or 0) * 100) for x in labels] == [43, 36, 22]  # rounded apart: 101%
+    assert [s.percent(x) for x in labels] == [42, 36, 22]
+    acme = SentimentShare(positive=3, neutral=2, negative=4, unscored=1)  # rounded apart: 33 + 22 + 44
+    assert [acme.percent(x) for x in labels] == [33, 22, 45]
+    assert SentimentShare(unscored=3).percent("positive") is None
+    for counts in itertools.product(range(12), repeat=3):
+        if sum(counts):
+            assert sum(SentimentShare(*counts).percent(x) or 0 for x in labels) == 100, counts
+    assert largest_remainder([1, 1, 1]) == [34, 33, 33] and largest_remainder([0, 0]) == [0, 0]
 
 
 def test_top_terms_handles_dutch_and_english_stop_words() -> None:

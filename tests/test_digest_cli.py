@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
-from alerts.digest_cli import digest_command, resolve_period
+from alerts.digest import build_digest
+from alerts.digest_cli import digest_command, print_digest, resolve_period
+from config.loader import parse_config
 from monitor.db import Database
 from monitor.migrate import upgrade
 from tests.mock_slack import BOT_TOKEN, MockSlack
-from tests.test_digest import CONFIG, Seeder, seed_week
+from tests.test_digest import CONFIG, WEEK, Seeder, seed_week
 
 
 def _app() -> typer.Typer:
@@ -63,6 +67,8 @@ def test_prints_a_summary_and_writes_html(config: Path, tmp_path: Path) -> None:
     assert code == 0, output
     assert "Acme" in output and "Week 18, 2024" in output
     assert "mentions 10 (+100% vs 5)" in output and "net sentiment -11" in output
+    flat = " ".join(output.split())
+    assert "positive 33%" in flat and "neutral 22%" in flat and "negative 45%" in flat  # sum 100, not 99
     assert "refund delayed (4)" in output
     assert "Newbie is new" in " ".join(output.split())
     html = out.read_text(encoding="utf-8")
@@ -151,3 +157,21 @@ def test_terminal_escapes_in_posts_are_not_printed(config: Path) -> None:
     assert code == 0, output
     assert "refund delayed [31mRED" in output  # shown, minus the escape character
     assert "\x1b" not in output and "\x07" not in output
+
+
+def test_a_week_before_the_first_mention_is_neither_new_nor_a_change(config: Path) -> None:
+    code, output = invoke("-c", str(config), "--brand", "Newbie", "--from", "2024-04-22")
+    assert code == 0, output
+    assert "mentions 0 (±0% vs 0)" in output and "new" not in output
+    assert "No mentions in this period." in output
+
+
+def test_a_drop_to_one_mention_is_not_shown_as_all_gone(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    upgrade(db)
+    seed_week(Seeder(db))
+    acme = build_digest(db, parse_config(CONFIG).settings, "Acme", WEEK.start, WEEK.end)
+    db.dispose()
+    console = Console(record=True, width=200)
+    print_digest(dataclasses.replace(acme, volume=1, previous_volume=402), console)
+    assert "mentions 1 (-99.8% vs 402)" in console.export_text()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import io
 import json
 import os
@@ -232,7 +233,14 @@ def test_report_content_on_the_seeded_week(tmp_path: Path) -> None:
     assert "median 12m, p90 25m to claim" in text
     assert "median 40m, p90 1h 42m to handle" in text
     assert "No mentions of Ghost have been stored yet." in text
+    assert "±0%: nothing in this or the previous period" in text and "new: nothing" not in text  # Ghost
+    assert "positive 33% (3)" in text and "neutral 22% (2)" in text and "negative 45% (4)" in text  # sum 100
+    assert 'aria-label="positive 33%, neutral 22%, negative 45%"' in html
     assert 'href="#brand-2"' in html
+    dropped = render_html(
+        [dataclasses.replace(digests[0], volume=1, previous_volume=402)], WEEK, charts=False
+    )
+    assert "-99.8% vs previous period (402)" in dropped and "-100%" not in dropped
     db.dispose()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from slack_sdk.errors import SlackApiError
 
-from alerts.digest import BrandDigest, build_digest
+from alerts.digest import BrandDigest, PostRef, Theme, build_digest
 from alerts.digest_slack import digest_blocks, digest_text, make_client, post_digest
 from alerts.escape import FIELD_TEXT_LIMIT, HEADER_TEXT_LIMIT, SECTION_TEXT_LIMIT, utf16_len
 from config.loader import parse_config
@@ -105,7 +106,7 @@ def test_blocks_summarise_the_week(acme: BrandDigest) -> None:
     text = "\n".join(_texts(blocks))
     assert "*10* mentions (+100% vs 5)" in text
     assert "*Net sentiment*\n-11 (-71 pts)" in text
-    assert "🔴 44%" in text and "_1 not scored_" in text
+    assert "🟢 33% · ⚪ 22% · 🔴 45%" in text and "_1 not scored_" in text  # shares sum to 100
     assert "*refund delayed* (4)" in text
     assert "X 7 (+75%)" in text and "Trustpilot 1 (new)" in text
     assert "Rival: 3 (+200%), net -33" in text
@@ -201,7 +202,54 @@ def test_blocks_for_a_brand_without_mentions(tmp_path: Path) -> None:
     upgrade(db)
     ghost = build_digest(db, parse_config(CONFIG).settings, "Ghost", WEEK.start, WEEK.end)
     text = "\n".join(_texts(digest_blocks(ghost)))
-    assert "*0* mentions (new vs 0)" in text and "No mentions of Ghost have been stored yet." in text
+    assert "*0* mentions (±0% vs 0)" in text and "No mentions of Ghost have been stored yet." in text
     assert "*Net sentiment*\n–" in text and "median –" in text
     assert "Most-reached" not in text and "Spikes" not in text
     db.dispose()
+
+
+def test_small_remainder_is_not_shown_as_all_gone(acme: BrandDigest) -> None:
+    text = "\n".join(_texts(digest_blocks(dataclasses.replace(acme, volume=1, previous_volume=402))))
+    assert "*1* mentions (-99.8% vs 402)" in text
+    assert "(-99.8%)" in digest_text(dataclasses.replace(acme, volume=1, previous_volume=402))
+
+
+def _tracked_post(i: int, url_length: int, text: str = "refund slow") -> PostRef:
+    """A post whose URL is ``url_length`` characters of tracking parameters (about twice that &-escaped)."""
+    query = "&".join(["a=b"] * (url_length // 4))
+    return PostRef(
+        mention_id=i,
+        source="x",
+        created_at=WEEK.start,
+        text=f"{text} {i}",
+        url=f"https://news.example/{i}?{query}"[:url_length],
+        author_handle=f"user{i}",
+        followers=100 - i,
+    )
+
+
+def test_long_tracking_links_never_break_a_section(acme: BrandDigest) -> None:
+    # Five themes whose examples link ~590-character escaped URLs: ~3,200 characters in all, so one
+    # section cut at 3,000 would end inside the fifth link and lose it.
+    themes = tuple(Theme(f"term{i}", 5 - i, (_tracked_post(i, 300 + i),)) for i in range(5))
+    blocks = digest_blocks(dataclasses.replace(acme, themes=themes))
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    parts = [t for t in sections if "refund slow" in t]
+    assert len(parts) == 2 and parts[0].startswith("*Top complaint themes*\n")
+    for text in parts:
+        assert utf16_len(text) <= SECTION_TEXT_LIMIT and "…" not in text  # nothing was cut
+        assert text.count("<") == len(OUR_LINK_RE.findall(text)) == text.count(">")  # only whole links
+    joined = "\n".join(parts)
+    for i in range(5):
+        assert f"*term{i}* ({5 - i}) — “refund slow {i}” <https://news.example/{i}?a=b&amp;a=b" in joined
+    assert "Team handling" in sections[-1]
+
+
+def test_a_link_too_long_for_slack_is_left_out_not_cut(acme: BrandDigest) -> None:
+    posts = (_tracked_post(1, 250), _tracked_post(2, 1990))  # ~4,000 characters escaped
+    blocks = digest_blocks(dataclasses.replace(acme, top_complaints=posts))
+    [text] = [
+        b["text"]["text"] for b in blocks if b["type"] == "section" and "refund slow 1" in b["text"]["text"]
+    ]
+    assert "<https://news.example/1?" in text and "“refund slow 2”" in text
+    assert "news.example/2" not in text and text.count("<") == 1
