@@ -18,13 +18,19 @@ from monitor.runtime import Runtime
 from tests.pipeline_util import config_text, post, write_jsonl
 
 
-async def test_failed_alerts_are_listed_and_retried_from_the_cli(tmp_path: Path) -> None:
+def _praise_runtime(tmp_path: Path) -> tuple[Path, Runtime, CapturingNotifier]:
+    """A configuration file with one praise post to replay, and a runtime on it that captures alerts."""
     replay = write_jsonl(tmp_path / "posts.jsonl", [post(1, "Acme Rail is brilliant, thanks", minutes=1)])
     cfg = tmp_path / "repmon.yaml"
     cfg.write_text(config_text(f"sqlite:///{tmp_path / 'c.db'}", replay), encoding="utf-8")
     notifier = CapturingNotifier()
     runtime = Runtime(load_config(cfg), notifier=notifier, classifier=StubClassifier(), env={})
     upgrade(runtime.db)
+    return cfg, runtime, notifier
+
+
+async def test_failed_alerts_are_listed_and_retried_from_the_cli(tmp_path: Path) -> None:
+    cfg, runtime, notifier = _praise_runtime(tmp_path)
     runner = CliRunner()
     try:
         notifier.fail_next(1, retryable=False)  # say, channel_not_found
@@ -65,12 +71,7 @@ def test_silence_add_list_expire(tmp_path: Path) -> None:
 
 
 async def test_retry_of_unknown_or_unfailed_ids_says_so_and_exits_1(tmp_path: Path) -> None:
-    replay = write_jsonl(tmp_path / "posts.jsonl", [post(1, "Acme Rail is brilliant, thanks", minutes=1)])
-    cfg = tmp_path / "repmon.yaml"
-    cfg.write_text(config_text(f"sqlite:///{tmp_path / 'r.db'}", replay), encoding="utf-8")
-    notifier = CapturingNotifier()
-    runtime = Runtime(load_config(cfg), notifier=notifier, classifier=StubClassifier(), env={})
-    upgrade(runtime.db)
+    cfg, runtime, _ = _praise_runtime(tmp_path)
     runner = CliRunner()
     try:
         await runtime.run_once()  # delivered: the one alert is "sent", not "failed"
