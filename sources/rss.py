@@ -33,9 +33,9 @@ from sources.base import (
     TransientError,
 )
 from sources.http import USER_AGENT, GoneError, check_response
-from sources.text import html_to_text, stable_id, struct_to_utc
+from sources.text import clip, html_to_text, stable_id, struct_to_utc
 
-__all__ = ["FeedOptions", "FeedSource", "decode_content", "entries_to_mentions", "parse_feed"]
+__all__ = ["FeedOptions", "FeedSource", "decode_content", "entries_to_mentions", "entry_id", "parse_feed"]
 
 #: Feeds larger than this are refused rather than parsed (a feed is not a file download).
 MAX_FEED_BYTES = 20 * 1024 * 1024
@@ -105,7 +105,9 @@ class FeedSource:
         # Relative links in entries resolve against the URL the feed was served from.
         feed_headers.setdefault("content-location", str(response.url))
         parsed = await asyncio.to_thread(parse_feed, body, feed_headers)
-        mentions, skipped = entries_to_mentions(parsed, source_name=self.name, fetched_at=self._ctx.clock())
+        mentions, skipped = entries_to_mentions(
+            parsed, source_name=self.name, fetched_at=self._ctx.clock(), scope=self.options.url
+        )
         if not mentions and parsed.get("bozo") and not _is_feed(parsed):
             problem = parsed.get("bozo_exception")
             raise SourceError(
@@ -201,19 +203,25 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> Any:
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
     # Content-Encoding was already undone by the HTTP client; feedparser must not try again.
     response_headers.pop("content-encoding", None)
-    return feedparser.parse(body, response_headers=response_headers, sanitize_html=True)
+    # No sanitizing here: feedparser's sanitizer drops a malformed <script> tag but keeps the code
+    # inside it as text. The markup goes to html_to_text whole, which drops script and style
+    # elements with their content; mention text is plain text, escaped again wherever it is shown.
+    return feedparser.parse(body, response_headers=response_headers, sanitize_html=False)
 
 
 def entries_to_mentions(
-    parsed: Mapping[str, Any], *, source_name: str | None, fetched_at: datetime
+    parsed: Mapping[str, Any], *, source_name: str | None, fetched_at: datetime, scope: str | None = None
 ) -> tuple[list[Mention], int]:
-    """Normalise feedparser entries; returns the mentions and how many entries were empty."""
+    """Normalise feedparser entries; returns the mentions and how many entries were empty.
+
+    ``scope`` (the configured feed URL) qualifies entry ids that are only unique within their feed.
+    """
     mentions: list[Mention] = []
     skipped = 0
     feed_title = parsed.get("feed", {}).get("title")
     for entry in parsed.get("entries", []):
         mention = _entry_to_mention(
-            entry, source_name=source_name, fetched_at=fetched_at, feed_title=feed_title
+            entry, source_name=source_name, fetched_at=fetched_at, feed_title=feed_title, scope=scope
         )
         if mention is None:
             skipped += 1
@@ -237,8 +245,24 @@ def _own(entry: Mapping[str, Any], key: str) -> Any:
     return dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
 
 
+def entry_id(entry_id: str, scope: str | None) -> str:
+    """The stored id of an entry: a URL, ``tag:`` or ``urn:`` id as given (unique everywhere);
+    any other id ("1", "post-42") qualified by its feed, so two sites' item 1 stay two mentions."""
+    if scope is None or entry_id.lower().startswith(_GLOBAL_ID_PREFIXES):
+        return entry_id
+    return f"{scope}#{entry_id}"
+
+
+_GLOBAL_ID_PREFIXES = ("http://", "https://", "tag:", "urn:")
+
+
 def _entry_to_mention(
-    entry: Mapping[str, Any], *, source_name: str | None, fetched_at: datetime, feed_title: str | None
+    entry: Mapping[str, Any],
+    *,
+    source_name: str | None,
+    fetched_at: datetime,
+    feed_title: str | None,
+    scope: str | None = None,
 ) -> Mention | None:
     raw_title = str(entry.get("title") or "")
     markup = _entry_markup(entry)
@@ -248,11 +272,13 @@ def _entry_to_mention(
     if not (raw_title or markup or link or entry.get("id")):
         return None
     if title and body:
-        text = body if body.startswith(title) else f"{title}\n{body}"
+        # each part is clipped alone: clip the joined text too, so it keeps the documented limit
+        text = clip(body if body.startswith(title) else f"{title}\n{body}")
     else:
         # An entry whose body is only markup (an image) still counts; its link stands in.
         text = title or body or link or ""
-    external_id = entry.get("id") or link or stable_id(raw_title, markup)
+    own_id = entry.get("id")
+    external_id = entry_id(str(own_id), scope) if own_id else link or stable_id(raw_title, markup)
     created = (
         struct_to_utc(entry.get("published_parsed"))
         or struct_to_utc(_own(entry, "updated_parsed"))
@@ -263,7 +289,10 @@ def _entry_to_mention(
     author_detail = entry.get("author_detail") or {}
     author = Author(
         handle=None,
-        name=html_to_text(entry.get("author")) or (feed_title if isinstance(feed_title, str) else None),
+        # "a@example.com (Alice A)": feedparser's author_detail has the name apart
+        name=html_to_text(author_detail.get("name") if isinstance(author_detail, Mapping) else None)
+        or html_to_text(entry.get("author"))
+        or (feed_title if isinstance(feed_title, str) else None),
         url=author_detail.get("href") if isinstance(author_detail, Mapping) else None,
     )
     return Mention(

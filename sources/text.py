@@ -47,6 +47,9 @@ class _TextExtractor(HTMLParser):
             self.parts.append(data)
 
 
+_SCRIPTS = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|$)", re.IGNORECASE | re.DOTALL)
+
+
 def html_to_text(fragment: str | None) -> str:
     """Visible text of an HTML fragment with whitespace normalised; plain text passes through."""
     if not fragment:
@@ -59,7 +62,9 @@ def html_to_text(fragment: str | None) -> str:
         parser.close()
     except (AssertionError, ValueError):
         # HTMLParser gives up on some hostile markup; fall back to unescaped text without tags.
-        return clip(_normalise(html.unescape(re.sub(r"<[^>]*>", " ", fragment))))
+        # script and style elements go whole, as the parser would have dropped them
+        visible = _SCRIPTS.sub(" ", fragment)
+        return clip(_normalise(html.unescape(re.sub(r"<[^>]*>", " ", visible))))
     return clip(_normalise("".join(parser.parts)))
 
 

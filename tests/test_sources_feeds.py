@@ -20,7 +20,8 @@ import feedparser
 import pytest
 
 from sources.base import PollResult, SourceError, TransientError
-from sources.rss import FeedOptions, FeedSource
+from sources.rss import FeedOptions, FeedSource, entry_id
+from sources.text import MAX_TEXT_CHARS
 from tests.fixtures_util import discover, fixture_params, fixtures_dir
 from tests.replay_server import Reply, Request, Script, make_ctx
 
@@ -195,7 +196,7 @@ async def test_replay_feed_file(path: Path, script: Script) -> None:
     expected = [e for e in entries if _has_content(e)]
     assert len(result.mentions) == len(expected)
     for mention, entry in zip(result.mentions, expected, strict=True):
-        want_id = entry.get("id") or entry.get("link")
+        want_id = entry_id(entry["id"], site.url(path)) if entry.get("id") else entry.get("link")
         if want_id:
             assert mention.external_id == want_id
         else:
@@ -319,3 +320,44 @@ async def test_hostile_markup_never_reaches_text(script: Script) -> None:
     (mention,) = result.mentions
     assert "<script" not in mention.text.lower() and "alert(1)" not in mention.text
     assert "bad()" not in mention.text and "ok" in mention.text
+
+
+def _one_item_feed(guid: str, title: str, body: str, author: str = "") -> bytes:
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Site</title><item>'
+        f"<title>{title}</title><description>{body}</description>{author}"
+        f'<guid isPermaLink="false">{guid}</guid></item></channel></rss>'
+    ).encode()
+
+
+async def test_two_feeds_numbering_their_items_alike_give_two_mentions(script: Script) -> None:
+    # many sites number their items: "1" on one site is not "1" on another
+    for name, text in (("a", "Acme is great"), ("b", "Acme is terrible")):
+        feed = _one_item_feed("1", text, text)
+        script.route(
+            "GET", f"/{name}.xml", lambda r, f=feed: Reply(200, [("Content-Type", "application/rss+xml")], f)
+        )
+    (a,) = (await _poll(script.base_url + "/a.xml")).mentions
+    (b,) = (await _poll(script.base_url + "/b.xml")).mentions
+    assert a.external_id != b.external_id and a.external_id.endswith("/a.xml#1")
+    assert entry_id("https://site.example/p/1", "https://x.example/feed") == "https://site.example/p/1"
+    assert entry_id("tag:site.example,2026:1", "https://x.example/feed") == "tag:site.example,2026:1"
+
+
+async def test_huge_title_and_body_keep_the_text_limit_and_authors_their_name(script: Script) -> None:
+    feed = _one_item_feed(
+        "g", "Acme title " * 3000, "x" * 100_000, "<author>a@example.com (Alice A)</author>"
+    )
+    script.route("GET", "/huge.xml", lambda r: Reply(200, [("Content-Type", "application/rss+xml")], feed))
+    (mention,) = (await _poll(script.base_url + "/huge.xml")).mentions
+    assert len(mention.text) <= MAX_TEXT_CHARS and mention.text.endswith("…")
+    assert mention.author.name == "Alice A"
+
+
+async def test_script_code_in_broken_tags_never_reaches_text(script: Script) -> None:
+    # feedparser's sanitizer drops a '<script\n\n>' tag but keeps its code as text; repmon's own
+    # extractor, given the markup, drops the whole script element
+    site = FeedSite(script)
+    path = _fixture("wellformed/sanitize/item_description_crazy.xml")
+    (mention,) = (await _poll(site.url(path))).mentions
+    assert "executeMe" not in mention.text and "Did The Javascript Execute?" in mention.text
