@@ -12,9 +12,11 @@ Definitions (also in docs/digest.md):
 * A **complaint** is a mention whose complaint probability reaches the brand's ``complaint_min``,
   a review rated at or below ``review_complaint_max_rating`` of its scale, or a negative mention.
 * **Praise** is a positive mention that is not a complaint.
-* **Team handling** counts the alerts (praise, complaint, spike raise) created in the period and not
-  suppressed; times run from ``sent_at`` (else ``created_at``) to ``claimed_at`` and to the first of
-  ``handled_at`` / ``dismissed_at``.
+* **Team handling** counts the alerts (praise, complaint, spike raise) raised in the period and not
+  suppressed. It goes by ``created_at``, when repmon raised the alert (wall clock, for every kind),
+  not by the post's time: after a backfill the work reaches the team now. Times run from
+  ``sent_at`` (else ``created_at``) to ``claimed_at`` and to the first of ``handled_at`` /
+  ``dismissed_at``.
 """
 
 from __future__ import annotations

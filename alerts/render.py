@@ -394,7 +394,7 @@ def _header_text(items: tuple[AlertItem, ...], *, emoji: bool = True) -> str:
 
 
 def render_blocks(notification: Notification) -> list[dict[str, Any]]:
-    """The Block Kit blocks of a notification (current state for incidents; ≤ 50 blocks)."""
+    """The Block Kit blocks of a notification (an incident as of each alert's own event; ≤ 50 blocks)."""
     items = notification.items
     if not items:
         return [_section("(empty notification)")]

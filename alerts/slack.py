@@ -398,7 +398,7 @@ class SlackNotifier:
     ) -> DeliveryReceipt:
         assert n.thread_ts is not None
         channel = n.thread_channel or await self.resolve_channel(n.channel)
-        try:  # the root shows the current state ...
+        try:  # the root shows the incident as of this update (the latest one: updates go in order) ...
             await self._call(
                 "chat.update",
                 self._client.chat_update(channel=channel, ts=n.thread_ts, text=text, blocks=blocks),
@@ -406,7 +406,7 @@ class SlackNotifier:
         except SlackDeliveryError as exc:
             if exc.code not in _ROOT_GONE:
                 raise
-            # The root was deleted or can no longer be edited: start a fresh root with the current state.
+            # The root was deleted or can no longer be edited: start a fresh root with this update's state.
             logger.info(
                 "incident root %s in %s is gone (%s); posting a new root", n.thread_ts, channel, exc.code
             )

@@ -5,7 +5,7 @@ returns None. The outbox marks a notification *sending* before calling :meth:`se
 that window it cannot tell whether Slack got the message and does not send it again, so webhook
 delivery is **at most once** (a crash mid-send may lose that one message, never duplicate it).
 Incident updates cannot edit the root or reply in its thread: each update is posted as a new message
-showing the incident's current state. The webhook URL is the secret: it never appears in errors or logs.
+showing the incident as of that update. The webhook URL is the secret: it never appears in errors or logs.
 """
 
 from __future__ import annotations

@@ -634,11 +634,15 @@ def _item(session: Session, row: models.Alert) -> AlertItem:
     if row.incident_id is not None:
         inc = session.get(models.SpikeIncident, row.incident_id)
         if inc is not None:
+            # An incident message shows the numbers its own event announced (stored with the alert),
+            # never the incident's later state: a raise sent late still reads as the raise, and its
+            # fields agree with its "why". Each update re-renders the thread root with its own
+            # numbers; updates go out in order, so the root always shows the latest one delivered.
+            # Rows written before the peak was recorded fall back to the incident's current values.
+            details = row.details or {}
             samples = tuple(
                 v
-                for v in (
-                    mention_view(session, int(i), row.brand) for i in (row.details or {}).get("samples", [])
-                )
+                for v in (mention_view(session, int(i), row.brand) for i in details.get("samples", []))
                 if v is not None
             )
             incident = IncidentView(
@@ -647,13 +651,13 @@ def _item(session: Session, row: models.Alert) -> AlertItem:
                 metric=inc.metric,
                 status="resolved" if row.event == "resolve" else "open",
                 started_at=inc.started_at,
-                count=float((row.details or {}).get("count", inc.last_count)),
-                expected=float((row.details or {}).get("expected", inc.expected)),
-                peak_count=inc.peak_count,
-                level=int((row.details or {}).get("level", inc.level)),
+                count=float(details.get("count", inc.last_count)),
+                expected=float(details.get("expected", inc.expected)),
+                peak_count=float(details.get("peak", inc.peak_count)),
+                level=int(details.get("level", inc.level)),
                 resolved_at=inc.resolved_at if row.event == "resolve" else None,
                 samples=samples,
-                top_terms=tuple((row.details or {}).get("top_terms", [])),
+                top_terms=tuple(details.get("top_terms", [])),
             )
     return AlertItem(
         alert_id=row.id,

@@ -298,8 +298,9 @@ class SpikeStage:
         )
 
     def _alert(
-        self, session: Session, incident: models.SpikeIncident, kind: str, event: SpikeEvent, now: datetime
+        self, session: Session, incident: models.SpikeIncident, kind: str, event: SpikeEvent, upto: datetime
     ) -> None:
+        """Enqueue one incident update; ``upto`` is where the event's data ends (its samples stop there)."""
         crisis = self._covered(session, incident)
         if crisis is not None:
             if kind == "raise":
@@ -309,7 +310,7 @@ class SpikeStage:
                     crisis.id,
                 )
             return
-        samples, terms = self._evidence(session, incident, now)
+        samples, terms = self._evidence(session, incident, upto)
         what = "negative mentions" if incident.metric == "negative" else "mentions"
         if kind == "resolve":
             title = f"Resolved: {what} about {incident.brand} are back to normal"
@@ -342,11 +343,17 @@ class SpikeStage:
             brand=incident.brand,
             incident_id=incident.id,
             event=kind,
-            now=now if self.settings.spikes.clock == "wall" else self.clock.now(),
+            # Stamped when repmon raised it, like every alert: a crisis found while catching up on
+            # old buckets (a backfill) reaches the team now, and counts in the digest's team
+            # handling for now, next to the mention alerts of the same posts (not at bucket time).
+            now=self.clock.now(),
+            # What this event announced, so its message shows the numbers of its own moment
+            # (and matches its "why") however late it is rendered; the incident row moves on.
             details={
                 "count": event.count,
                 "expected": event.expected,
                 "level": event.level,
+                "peak": incident.peak_count,
                 "samples": samples,
                 "top_terms": terms,
             },

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
+from alerts.digest import Period, build_digest
+from alerts.render import render_blocks, render_text, render_update_text
 from alerts.spikes import SpikeEvent
 from alerts.testing import CapturingNotifier
 from classifiers.testing import StubClassifier
@@ -160,5 +162,85 @@ async def test_peak_time_comes_from_the_detector_not_the_raise(tmp_path: Path) -
             incident = session.execute(select(models.SpikeIncident)).scalar_one()
             assert incident.status == "resolved" and incident.peak_count == 20
             assert incident.peak_at.replace(tzinfo=None) == peak_at.replace(tzinfo=None)
+    finally:
+        await runtime.aclose()
+
+
+def _field(blocks: list[dict], label: str) -> str:
+    """The value of a section field such as ``*Peak*`` in rendered blocks."""
+    for block in blocks:
+        for field in block.get("fields", []):
+            head, _, value = field["text"].partition("\n")
+            if head == f"*{label}*":
+                return str(value)
+    raise AssertionError(f"no {label} field in {blocks}")
+
+
+async def test_late_raise_shows_its_own_numbers_not_the_grown_incident(tmp_path: Path) -> None:
+    # `repmon once` (or an outage) renders the raise only after the incident escalated: the raise
+    # card must still say what was raised, its fields agreeing with its "why"; the escalation that
+    # follows carries the growth (and updates the root to it).
+    runtime, notifier = _runtime(tmp_path, write_jsonl(tmp_path / "posts.jsonl", []))
+    t0 = T0 + timedelta(days=4)
+    try:
+        with runtime.db.session() as session:
+            spikes = runtime.spikes
+            raised = SpikeEvent("raise", t0, 11, 1.0, 1, t0, 11, t0)
+            spikes._handle(session, "Acme Rail", "negative", raised, t0)
+            later = t0 + timedelta(minutes=30)
+            grown = SpikeEvent("escalate", later, 20, 1.0, 2, t0, 20, later)
+            spikes._handle(session, "Acme Rail", "negative", grown, later)
+        await runtime.delivery.drain()
+        notes = [n for n in notifier.sent if n.items[0].kind == "spike"]
+        assert [n.items[0].event for n in notes] == ["raise", "escalate"]
+        raise_note, escalate_note = notes
+        card = render_blocks(raise_note)
+        assert _field(card, "Peak") == "11" and _field(card, "Level") == "1"
+        assert "peak 11" in raise_note.items[0].reason and "*11* in the last window" in str(card)
+        assert "11 negative mentions" in render_text(raise_note)
+        root = render_blocks(escalate_note)  # chat.update of the root, then the thread reply
+        assert _field(root, "Peak") == "20" and _field(root, "Level") == "2"
+        assert "peak 20" in render_update_text(escalate_note)
+    finally:
+        await runtime.aclose()
+
+
+async def test_backfilled_crisis_counts_in_the_digest_week_it_was_raised_like_mention_alerts(
+    tmp_path: Path,
+) -> None:
+    # A backfill (four days of posts, imported six days later) with buckets closing by the wall
+    # clock: the crisis in it is raised now, as are the complaint alerts of its posts. Both are
+    # stamped with the time repmon raised them, so the digest's team handling counts them in the
+    # same week: the one the team got them in.
+    posts = _series()
+    posts += [
+        post(90_000 + i, f"@acmerail terrible service, refund please {i}", minutes=3 * 24 * 60 + 40 + i)
+        for i in range(3)
+    ]
+    replay = write_jsonl(tmp_path / "posts.jsonl", sorted(posts, key=lambda p: p["created_at"]))
+    clock = FakeClock(T0 + timedelta(days=10))
+    config = load(
+        config_text(f"sqlite:///{tmp_path / 's.db'}", replay, batch=5000).replace(
+            "clock: data", "clock: wall"
+        )
+    )
+    runtime = Runtime(config, notifier=CapturingNotifier(), classifier=StubClassifier(), clock=clock, env={})
+    upgrade(runtime.db)
+    try:
+        await runtime.run_once()
+        with runtime.db.session() as session:
+            alerts = session.execute(
+                select(models.Alert.kind, models.Alert.event, models.Alert.created_at)
+            ).all()
+        kinds = {(kind, event) for kind, event, _ in alerts}
+        assert ("spike", "raise") in kinds and ("complaint", "mention") in kinds, kinds
+        assert {created.replace(tzinfo=UTC) for _, _, created in alerts} == {clock.now()}
+        raised_in = Period.last_full_week(clock.now() + timedelta(days=7), "Europe/Amsterdam")
+        posted_in = Period.last_full_week(T0 + timedelta(days=7), "Europe/Amsterdam")
+        assert raised_in.start <= clock.now() < raised_in.end and posted_in.end <= raised_in.start
+        week = build_digest(runtime.db, runtime.settings, "Acme Rail", raised_in.start, raised_in.end)
+        assert week.handling.by_kind.get("spike") == 1 and week.handling.by_kind.get("complaint")
+        before = build_digest(runtime.db, runtime.settings, "Acme Rail", posted_in.start, posted_in.end)
+        assert before.handling.raised == 0 and before.volume > 0
     finally:
         await runtime.aclose()
