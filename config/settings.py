@@ -348,6 +348,18 @@ class DaemonSettings(_Model):
     lease_ttl: Duration = Field(
         60.0, description="How long a source lease lasts without renewal (PostgreSQL)."
     )
+    max_concurrent_polls: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Sources polling at the same time; the others wait their turn. A poll makes its "
+        "requests one after another, so this bounds concurrent HTTP requests too.",
+    )
+    startup_spread: Duration = Field(
+        60.0,
+        description="When the daemon starts more sources than max_concurrent_polls, each one's first "
+        "poll waits a random time up to this (at most its interval), so they do not all fetch at once.",
+    )
 
 
 def _check_zone(value: str) -> str:

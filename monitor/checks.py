@@ -181,13 +181,18 @@ async def _probe_sources(config: LoadedConfig, env: Mapping[str, str]) -> dict[s
 
     from datetime import UTC, datetime
 
+    from monitor.coordinator import PollLimiter
+
     ctx = SourceContext(env=env, http_client=client, clock=lambda: datetime.now(UTC))
     results: dict[str, str] = {}
+    # as polite as the daemon: hundreds of feeds on one host are not all probed at once
+    limiter = PollLimiter(config.settings.daemon.max_concurrent_polls)
 
     async def probe(name: str, type_: str) -> None:
         source = build_source(type_, name, config.source_options[name], ctx)
         try:
-            result = await asyncio.wait_for(source.poll({}), timeout=30)
+            async with limiter.slot():
+                result = await asyncio.wait_for(source.poll({}), timeout=30)
             results[name] = f"[green]yes[/] ({len(result.mentions)} items)"
         except AuthError as exc:
             results[name] = f"[red]credentials refused: {exc}[/]"

@@ -3,14 +3,16 @@
 Home Assistant's DataUpdateCoordinator, adapted: interval with jitter; exponential backoff with
 jitter on transient errors; the server's own reset time on rate limits; auth failures disable the
 source and raise one ops alert; a failure is logged once when it starts and once on recovery.
+A :class:`PollLimiter` shared by a daemon's coordinators bounds how many sources poll at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,7 +37,7 @@ from sources.base import (
     SourceError,
 )
 
-__all__ = ["PollOutcome", "SourceCoordinator"]
+__all__ = ["PollLimiter", "PollOutcome", "SourceCoordinator"]
 
 log = logging.getLogger("repmon.sources")
 
@@ -59,6 +61,32 @@ class PollOutcome:
     leased_elsewhere: bool = False
 
 
+class PollLimiter:
+    """Bounds how many sources poll at the same time; one per daemon, shared by its coordinators.
+
+    A poll makes its HTTP requests one after another, so this also bounds the daemon's concurrent
+    requests: hundreds of feeds on one host never all fetch at once. ``None`` means no bound.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._semaphore: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one of the slots for the duration of a poll (waiting for one when all are taken)."""
+        if self.limit is None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._loop is not loop:
+            # A semaphore belongs to one event loop (tests run a fresh loop each).
+            self._semaphore, self._loop = asyncio.Semaphore(self.limit), loop
+        async with self._semaphore:
+            yield
+
+
 class SourceCoordinator:
     """Schedules and polls one source, persisting its mentions, cursor and health."""
 
@@ -76,6 +104,7 @@ class SourceCoordinator:
         rng: random.Random | None = None,
         lease_ttl: float = 60.0,
         max_backoff: float = 3600.0,
+        limiter: PollLimiter | None = None,
     ) -> None:
         self.source = source
         self.name = source_settings.name
@@ -89,6 +118,7 @@ class SourceCoordinator:
         self.rng = rng or random.Random()
         self.lease_ttl = lease_ttl
         self.max_backoff = max_backoff
+        self.limiter = limiter or PollLimiter(None)
         self.failures = 0
         self.disabled: str | None = None
         self.next_poll_at: datetime | None = None
@@ -122,12 +152,27 @@ class SourceCoordinator:
         ceiling = min(self.max_backoff, BASE_BACKOFF * 2 ** max(0, self.failures - 1))
         return self.rng.uniform(ceiling / 2, ceiling)
 
-    async def run(self, stop: asyncio.Event, on_stored: Callable[[], None] | None = None) -> None:
+    def start_delay(self, spread: float) -> float:
+        """A random wait before the first poll, up to ``spread`` and never longer than the interval."""
+        return self.rng.uniform(0, min(spread, self.config.interval)) if spread > 0 else 0.0
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        on_stored: Callable[[], None] | None = None,
+        *,
+        start_spread: float = 0.0,
+    ) -> None:
         """Poll on schedule until ``stop`` is set or the source is disabled.
 
         ``on_stored`` is called after a poll stored new mentions (the daemon wakes its processing
         loop with it, so new mentions are scored and alerted on without waiting for the next tick).
+        ``start_spread`` delays the first poll by a random time up to that many seconds, so sources
+        started together do not all poll at the same moment.
         """
+        delay = self.start_delay(start_spread)
+        if delay > 0:
+            await _sleep_or_stop(self.clock, delay, stop)
         while not stop.is_set() and self.disabled is None:
             outcome = await self.poll_once()
             if on_stored is not None and outcome.stats is not None and outcome.stats.inserted:
@@ -190,12 +235,14 @@ class SourceCoordinator:
     async def poll_once(self) -> PollOutcome:
         """Poll once, store what came back with the new cursor, update health; never raises.
 
-        Database work runs in a worker thread so the event loop keeps serving other sources. When
-        the database fails (unreachable, locked, full) nothing of the poll is kept and the cursor
-        stays, so the same items are fetched again on the next try.
+        It first waits for a slot of the shared :class:`PollLimiter`. Database work runs in a worker
+        thread so the event loop keeps serving other sources. When the database fails (unreachable,
+        locked, full) nothing of the poll is kept and the cursor stays, so the same items are
+        fetched again on the next try.
         """
         try:
-            outcome = await self._poll(self.clock.now())
+            async with self.limiter.slot():
+                outcome = await self._poll(self.clock.now())
         except SQLAlchemyError as exc:
             return self._storage_failed(exc)
         if self._storage_failing:

@@ -77,9 +77,10 @@ class Daemon:
         for extra in self._extra:
             tasks.append(asyncio.create_task(_run_extra(extra, self.stop), name="extra"))
         log.info(
-            "repmon running as %s: %d sources, %d brands, roles %s",
+            "repmon running as %s: %d sources (at most %d polling at once), %d brands, roles %s",
             self.runtime.owner,
             len(self.runtime.coordinators),
+            self.runtime.settings.daemon.max_concurrent_polls,
             len(self.runtime.settings.brands),
             ",".join(sorted(self.roles)),
         )
@@ -128,12 +129,17 @@ class Daemon:
         return True
 
     def _start_sources(self) -> None:
+        d = self.runtime.settings.daemon
+        # More sources than may poll at once: spread their first polls instead of queueing them all
+        # at the same instant (and keeping them bunched up on every interval after).
+        spread = d.startup_spread if len(self.runtime.coordinators) > d.max_concurrent_polls else 0.0
         for name, coordinator in self.runtime.coordinators.items():
             task = self._source_tasks.get(name)
             if task is not None and not task.done():
                 continue
             self._source_tasks[name] = asyncio.create_task(
-                coordinator.run(self.stop, on_stored=self.work.set), name=f"source:{name}"
+                coordinator.run(self.stop, on_stored=self.work.set, start_spread=spread),
+                name=f"source:{name}",
             )
 
     async def _watch_config(self) -> None:

@@ -22,7 +22,7 @@ from config.loader import LoadedConfig
 from config.settings import Settings
 from monitor.classify import ClassifyStage
 from monitor.clock import Clock, SystemClock
-from monitor.coordinator import PollOutcome, SourceCoordinator
+from monitor.coordinator import PollLimiter, PollOutcome, SourceCoordinator
 from monitor.db import Database, database_url
 from monitor.metrics import Metrics
 from monitor.outbox import DeliveryStage
@@ -97,6 +97,8 @@ class Runtime:
         # is picked up by a reload too
         self._heads_stamp = _file_stamp(settings.classifier.heads)
         self.coordinators: dict[str, SourceCoordinator] = {}
+        #: Shared by every coordinator: how many sources poll at once (daemon.max_concurrent_polls).
+        self.poll_limiter = PollLimiter(settings.daemon.max_concurrent_polls)
         self._build(config)
 
     @property
@@ -129,6 +131,9 @@ class Runtime:
         settings = config.settings
         self.watchlist = Watchlist(settings.brands)
         ctx = SourceContext(env=self.env, http_client=self._http_client, clock=self.clock.now)
+        if self.poll_limiter.limit != settings.daemon.max_concurrent_polls:
+            # polls in flight finish under the old bound; every later poll takes the new one
+            self.poll_limiter = PollLimiter(settings.daemon.max_concurrent_polls)
         old = self.coordinators
         self.coordinators = {}
         for source_settings in settings.sources:
@@ -144,6 +149,7 @@ class Runtime:
             ):
                 previous.watchlist = self.watchlist
                 previous.settings = settings
+                previous.limiter = self.poll_limiter
                 self.coordinators[source_settings.name] = previous
                 continue
             source = build_source(
@@ -160,6 +166,7 @@ class Runtime:
                 owner=self.owner,
                 lease_ttl=settings.daemon.lease_ttl,
                 max_backoff=settings.daemon.max_backoff,
+                limiter=self.poll_limiter,
             )
         self.config = config
         self.rules = RulesStage(self.db, settings, self.clock, self.metrics)
@@ -207,7 +214,10 @@ class Runtime:
         return self._classify
 
     async def poll_all(self, *, max_pages: int = 50) -> list[PollOutcome]:
-        """Poll every enabled source once (following 'more' pages up to ``max_pages``), concurrently."""
+        """Poll every enabled source once, concurrently (``daemon.max_concurrent_polls`` at a time).
+
+        'more' pages are followed up to ``max_pages``.
+        """
 
         async def drain(coordinator: SourceCoordinator) -> list[PollOutcome]:
             outcomes = []
