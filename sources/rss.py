@@ -7,14 +7,14 @@ Behaviour: permanent redirects (301/308) are remembered in the cursor, HTTP 410 
 until the configured URL changes; the body is read raw (at most 20 MB, also after decompression)
 and gzip/deflate are undone leniently as feedparser does, so mislabelled bodies still parse;
 feedparser runs in a worker thread and ill-formed (bozo) feeds are accepted when entries are
-usable. Entries with nothing at all (no title, body, link or id) are skipped and counted.
+usable. Entries with no text to show (no title, no body text, no link) are skipped and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -231,12 +231,31 @@ def entries_to_mentions(
 
 
 def _entry_markup(entry: Mapping[str, Any]) -> str:
-    """The entry's body as given: the first non-empty content, else the summary."""
+    """The entry's body as given: the first non-empty content, else the summary (hashed for ids)."""
+    return next(_body_candidates(entry), "")
+
+
+def _entry_body(entry: Mapping[str, Any]) -> str:
+    """The entry's body as plain text: of the first content, else the summary, that has any text.
+
+    A content that is only an image does not hide a summary with words in it.
+    """
+    for markup in _body_candidates(entry):
+        text = html_to_text(markup)
+        if text:
+            return text
+    return ""
+
+
+def _body_candidates(entry: Mapping[str, Any]) -> Iterator[str]:
+    """The entry's non-empty contents in order, then its summary."""
     for content in entry.get("content") or []:
         value = content.get("value") if isinstance(content, Mapping) else None
         if value:
-            return str(value)
-    return str(entry.get("summary") or entry.get("description") or "")
+            yield str(value)
+    summary = entry.get("summary") or entry.get("description")
+    if summary:
+        yield str(summary)
 
 
 def _own(entry: Mapping[str, Any], key: str) -> Any:
@@ -265,20 +284,22 @@ def _entry_to_mention(
     scope: str | None = None,
 ) -> Mention | None:
     raw_title = str(entry.get("title") or "")
-    markup = _entry_markup(entry)
     title = html_to_text(raw_title) or None
-    body = html_to_text(markup)
+    body = _entry_body(entry)
     link = entry.get("link") or None
-    if not (raw_title or markup or link or entry.get("id")):
-        return None
     if title and body:
         # each part is clipped alone: clip the joined text too, so it keeps the documented limit
         text = clip(body if body.startswith(title) else f"{title}\n{body}")
     else:
-        # An entry whose body is only markup (an image) still counts; its link stands in.
+        # An entry whose body is only markup (an image) still counts when it has a link to stand in.
         text = title or body or link or ""
+    if not text:
+        # Nothing to read or follow (only an id, an image, empty markup): not a mention.
+        return None
     own_id = entry.get("id")
-    external_id = entry_id(str(own_id), scope) if own_id else link or stable_id(raw_title, markup)
+    external_id = (
+        entry_id(str(own_id), scope) if own_id else link or stable_id(raw_title, _entry_markup(entry))
+    )
     created = (
         struct_to_utc(entry.get("published_parsed"))
         or struct_to_utc(_own(entry, "updated_parsed"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import gzip
+import html
 import re
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -140,17 +141,23 @@ def _reference(site: FeedSite, path: Path) -> feedparser.FeedParserDict:
     return feedparser.parse(_lenient_decode(body, path.suffix.lower()), response_headers=response_headers)
 
 
+_TAGS = re.compile(r"<[^>]*>")
+_CODE = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|$)", flags=re.I | re.S)
+
+
+def _visible(markup: object) -> str:
+    """What a reader sees of ``markup``: tags and script/style code gone, entities decoded."""
+    return html.unescape(_TAGS.sub(" ", _CODE.sub(" ", str(markup or "")))).strip()
+
+
 def _has_content(entry: feedparser.FeedParserDict) -> bool:
-    """Entries with nothing at all (no title, body, link or id) are skipped, counted."""
+    """Entries with no text to show (no title, no body text, no link) are skipped, counted.
+
+    An id alone or a body that is only an image is not enough; a link alone is (it stands in).
+    """
     contents = [c.get("value") for c in entry.get("content") or []]
-    return bool(
-        entry.get("title")
-        or any(contents)
-        or entry.get("summary")
-        or entry.get("description")
-        or entry.get("link")
-        or entry.get("id")
-    )
+    texts = [entry.get("title"), *contents, entry.get("summary"), entry.get("description")]
+    return bool(entry.get("link") or any(_visible(t) for t in texts))
 
 
 def _entry_time(entry: feedparser.FeedParserDict) -> datetime | None:
@@ -361,3 +368,37 @@ async def test_script_code_in_broken_tags_never_reaches_text(script: Script) -> 
     path = _fixture("wellformed/sanitize/item_description_crazy.xml")
     (mention,) = (await _poll(site.url(path))).mentions
     assert "executeMe" not in mention.text and "Did The Javascript Execute?" in mention.text
+
+
+async def test_entries_without_text_are_skipped_and_counted(script: Script) -> None:
+    # an id alone, or an image with no link to stand in, gives nothing to read: no empty mentions
+    feed = b"""<?xml version="1.0"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><title>Site</title>
+<item><guid isPermaLink="false">only-an-id</guid></item>
+<item><description>&lt;img src="https://site.example/a.png"&gt;</description><guid isPermaLink="false">img-no-link</guid></item>
+<item><title>  </title><description>&lt;p&gt; &lt;/p&gt;</description></item>
+<item><description>&lt;img src="https://site.example/b.png"&gt;</description>
+  <link>https://site.example/b</link></item>
+<item><content:encoded>&lt;img src="https://site.example/c.png"&gt;</content:encoded>
+  <description>Acme opens a shop</description><guid>https://site.example/c</guid></item>
+</channel></rss>"""
+    script.route("GET", "/sparse.xml", lambda r: Reply(200, [("Content-Type", "application/rss+xml")], feed))
+    result = await _poll(script.base_url + "/sparse.xml")
+    assert [m.text for m in result.mentions] == ["https://site.example/b", "Acme opens a shop"]
+    assert result.skipped == 3 and result.skip_reasons == {"empty_entry": 3}
+
+
+@pytest.mark.parametrize(
+    ("rel", "title"),
+    [
+        pytest.param("illformed/chardet/eucjp.xml", "ゲーム三昧な正月", id="euc-jp"),
+        pytest.param("illformed/chardet/koi8r.xml", "Как пережить новогоднюю ночь", id="koi8-r"),
+        pytest.param("illformed/chardet/gb2312.xml", "不归移民漫画系列：专业工作", id="gb2312"),
+    ],
+)
+async def test_feeds_without_a_declared_charset_are_decoded(rel: str, title: str, script: Script) -> None:
+    # neither the HTTP header nor the XML declaration names the charset: feedparser needs chardet
+    # to find it, and without it reads the bytes as windows-1252 (mojibake)
+    site = FeedSite(script)
+    (mention,) = (await _poll(site.url(_fixture(rel)))).mentions
+    assert mention.title == title and mention.text.startswith(title)
