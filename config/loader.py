@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from config.settings import Settings, secret_keys
+from config.secrets import literal_secrets
+from config.settings import Settings
 
 __all__ = ["ConfigError", "ConfigIssue", "LoadedConfig", "load_config", "parse_config"]
 
@@ -78,25 +79,20 @@ def parse_config(text: str, filename: str = "<config>", *, base_dir: Path | None
         raise ConfigError([ConfigIssue(filename, 1, "", "the top level must be a mapping (key: value)")])
 
     issues: list[ConfigIssue] = []
-    for loc in secret_keys(data):
-        issues.append(
-            ConfigIssue(
-                filename,
-                _line_of(root, loc),
-                _dotted(loc),
-                "secrets never go in the YAML file; name an environment variable with "
-                f"'{loc[-1]}_env: VARIABLE' (or '{loc[-1]}_file: PATH') instead",
-            )
-        )
+    secrets = literal_secrets(data, _options_model)
+    issues.extend(ConfigIssue(filename, _line_of(root, s.loc), _dotted(s.loc), s.message) for s in secrets)
+    # A literal `token:` is not a setting either; one clear error per line, not a second "unknown".
+    explained = {s.loc for s in secrets if s.replaces_unknown}
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
-            issues.append(ConfigIssue(filename, _line_of(root, loc), _dotted(loc), _explain(error)))
+            if not _explained(error, loc, explained):
+                issues.append(ConfigIssue(filename, _line_of(root, loc), _dotted(loc), _explain(error)))
         raise ConfigError(issues) from None
     source_options: dict[str, BaseModel] = {}
-    issues.extend(_check_sources(settings, root, filename, base_dir, source_options))
+    issues.extend(_check_sources(settings, root, filename, base_dir, source_options, explained))
     issues.extend(_check_queries(settings, root, filename))
     if issues:
         raise ConfigError(issues)
@@ -109,6 +105,7 @@ def _check_sources(
     filename: str,
     base_dir: Path | None,
     out: dict[str, BaseModel],
+    explained: set[tuple[str | int, ...]],
 ) -> list[ConfigIssue]:
     """Validate every source's type-specific options with the source's own model."""
     from sources.registry import SOURCE_TYPES
@@ -140,8 +137,22 @@ def _check_sources(
         except ValidationError as exc:
             for error in exc.errors():
                 sub = (*loc, *error["loc"])
-                issues.append(ConfigIssue(filename, _line_of(root, sub), _dotted(sub), _explain(error)))
+                if not _explained(error, sub, explained):
+                    issues.append(ConfigIssue(filename, _line_of(root, sub), _dotted(sub), _explain(error)))
     return issues
+
+
+def _options_model(source_type: Any) -> type[BaseModel] | None:
+    """The options model of a source type named in the YAML (None if unknown)."""
+    from sources.registry import SOURCE_TYPES
+
+    cls: Any = SOURCE_TYPES.get(source_type) if isinstance(source_type, str) else None
+    return cls.Options if cls is not None else None
+
+
+def _explained(error: Any, loc: tuple[Any, ...], explained: set[tuple[str | int, ...]]) -> bool:
+    """Whether a validation error is the "unknown setting" of a key already reported as a secret."""
+    return error.get("type") == "extra_forbidden" and loc in explained
 
 
 def _check_queries(settings: Settings, root: yaml.Node | None, filename: str) -> list[ConfigIssue]:

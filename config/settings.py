@@ -370,9 +370,6 @@ def _check_zone(value: str) -> str:
     return value
 
 
-_SECRET_KEY = re.compile(r"(^|_)(token|password|passwd|secret|api_key|apikey|bearer)$", re.IGNORECASE)
-
-
 class Settings(_Model):
     """Everything repmon reads from its YAML file."""
 
@@ -414,22 +411,3 @@ class Settings(_Model):
     def brand(self, name: str) -> BrandSettings | None:
         """The brand called ``name``, if configured."""
         return next((b for b in self.brands if b.name == name), None)
-
-
-def secret_keys(data: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
-    """Paths of keys in raw YAML data that look like literal secrets (token, password, api_key ...)."""
-    found: list[tuple[str | int, ...]] = []
-    if isinstance(data, dict):
-        for key, value in data.items():
-            if (
-                isinstance(key, str)
-                and _SECRET_KEY.search(key)
-                and isinstance(value, str | int)
-                and value != ""
-            ):
-                found.append((*path, key))
-            found.extend(secret_keys(value, (*path, key)))
-    elif isinstance(data, list):
-        for index, item in enumerate(data):
-            found.extend(secret_keys(item, (*path, index)))
-    return found

@@ -70,6 +70,52 @@ def test_literal_secret_in_yaml_is_refused_without_echoing_it() -> None:
     assert "xoxb-very-secret-value" not in joined
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "fix"),
+    [
+        ("slack:\n  token: xoxb-very-secret-value\n", "slack.token", "'token_env: VARIABLE'"),
+        ("slack:\n  app_token: xapp-very-secret-value\n", "slack.app_token", "'app_token_env: VARIABLE'"),
+        (
+            "slack:\n  webhook_url: https://hooks.slack.com/services/T0/B0/very-secret-value\n",
+            "slack.webhook_url",
+            "'webhook_url_env: VARIABLE'",
+        ),
+        (
+            "  - name: tweets\n    type: x\n    bearer_token: very-secret-value\n",
+            "sources[1].bearer_token",
+            "'bearer_token_env: VARIABLE' (or a file with 'bearer_token_file: PATH')",
+        ),
+        (
+            "  - name: reddit\n    type: reddit\n    client_secret: very-secret-value\n",
+            "sources[1].client_secret",
+            "'client_secret_env: VARIABLE'",
+        ),
+        (
+            "  - name: reviews\n    type: kiyoh\n    hash: very-secret-value\n",
+            "sources[1].hash",
+            "'hash_env: VARIABLE'",
+        ),
+    ],
+    ids=["slack-token", "slack-app-token", "slack-webhook", "x-bearer", "reddit-secret", "kiyoh-hash"],
+)
+def test_literal_secret_gets_one_error_naming_the_fix(section: str, key: str, fix: str) -> None:
+    # One line, one error: the secrets message, not also "unknown setting" for the same key.
+    issues = _issues(GOOD + section)
+    line = 12 if key.startswith("slack.") else 13
+    assert len(issues) == 1 and issues[0].startswith(f"bad.yaml:{line}: {key}: "), issues
+    only = issues[0]
+    assert "secrets never go in the YAML file" in only and fix in only, issues
+    assert "very-secret-value" not in only
+    if key.startswith("slack."):  # Slack reads its secrets from the environment only: no *_file
+        assert "_file" not in only
+
+
+def test_secret_put_in_an_env_setting_is_refused_without_echoing_it() -> None:
+    issues = _issues(GOOD + "slack:\n  token_env: xoxb-1234-very-secret-value\n")
+    assert len(issues) == 1 and issues[0].startswith("bad.yaml:12: slack.token_env:"), issues
+    assert "SLACK_BOT_TOKEN" in issues[0] and "very-secret-value" not in issues[0]
+
+
 def test_query_syntax_error_shows_caret() -> None:
     issues = _issues(
         GOOD.replace('keywords: ["acme"]', "keywords: [\"acme\"]\n    query: 'acme AND (rail OR'")
