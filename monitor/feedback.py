@@ -1,7 +1,10 @@
 """Team actions on alerts (Slack buttons): who claimed, handled or dismissed what, and when.
 
 Each click is stored as a :class:`models.Feedback` row (the audit trail and the training signal)
-and reflected on the alert itself, so the message can be re-rendered with its new state.
+and reflected on the alert itself, so the message can be re-rendered with its new state. A spike
+incident is one root message that each update re-renders in place: a click on it is the team's
+action on the incident, kept on its raise (the alert the digest counts), and the root is
+re-rendered as its latest delivered update, not as a group of every update it has shown.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from alerts.model import ACTIONS, Notification
 from monitor import models
 from monitor.db import Database
-from monitor.outbox import DeliveryStage
+from monitor.outbox import DeliveryStage, incident_anchor
 
 __all__ = ["export_feedback", "make_action_handler", "record_action"]
 
@@ -26,21 +29,25 @@ log = logging.getLogger("repmon.feedback")
 
 
 def record_action(db: Database, alert_id: int, action: str, user: str, at: datetime) -> list[int] | None:
-    """Store one click; returns the ids of the alerts in the same message (to re-render), or None."""
+    """Store one click; returns the ids of the alerts the clicked message shows now, or None.
+
+    That is every alert of a grouped message, or the latest delivered update of an incident.
+    """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     with db.session() as session:
         alert = session.get(models.Alert, alert_id)
         if alert is None:
             return None
-        if action == "claim" and alert.claimed_by is None:
-            alert.claimed_by, alert.claimed_at = user, at
+        target = incident_anchor(session, alert)
+        if action == "claim" and target.claimed_by is None:
+            target.claimed_by, target.claimed_at = user, at
         elif action == "handled":
-            if alert.claimed_by is None:
-                alert.claimed_by, alert.claimed_at = user, at
-            alert.handled_by, alert.handled_at = user, at
+            if target.claimed_by is None:
+                target.claimed_by, target.claimed_at = user, at
+            target.handled_by, target.handled_at = user, at
         elif action == "not_relevant":
-            alert.dismissed_by, alert.dismissed_at = user, at
+            target.dismissed_by, target.dismissed_at = user, at
         score = session.get(models.Score, alert.mention_id) if alert.mention_id else None
         session.add(
             models.Feedback(
@@ -55,6 +62,18 @@ def record_action(db: Database, alert_id: int, action: str, user: str, at: datet
         )
         if not alert.message_ts:
             return [alert.id]
+        if alert.incident_id is not None:
+            # Every update of the incident went to this one root (chat.update), so they all share
+            # its ts; the root shows the latest of them (updates are delivered in order).
+            latest = session.execute(
+                select(func.max(models.Alert.id)).where(
+                    models.Alert.group_key == alert.group_key,
+                    models.Alert.incident_id == alert.incident_id,
+                    models.Alert.message_ts == alert.message_ts,
+                    models.Alert.status == "sent",
+                )
+            ).scalar_one_or_none()
+            return [latest if latest is not None else alert.id]
         siblings = session.execute(
             select(models.Alert.id)
             .where(models.Alert.message_ts == alert.message_ts, models.Alert.channel == alert.channel)

@@ -35,7 +35,16 @@ from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.sqlutil import insert_ignore, lock_skip
 
-__all__ = ["DeliveryStage", "alert_group", "chunked", "enqueue", "retry_failed", "route"]
+__all__ = [
+    "DeliveryStage",
+    "alert_group",
+    "chunked",
+    "enqueue",
+    "incident_anchor",
+    "retry_failed",
+    "route",
+    "team_state",
+]
 
 log = logging.getLogger("repmon.outbox")
 
@@ -684,10 +693,52 @@ def _item(session: Session, row: models.Alert) -> AlertItem:
             else None
         ),
         incident=incident,
-        claimed_by=row.claimed_by,
-        handled_by=row.handled_by,
-        dismissed_by=row.dismissed_by,
+        **team_state(session, row),
     )
+
+
+def incident_anchor(session: Session, row: models.Alert) -> models.Alert:
+    """The alert that holds the team's actions on ``row``'s incident: its raise in the same channel.
+
+    An incident is one Slack root that every update re-renders with its own buttons, so a click may
+    name any of its alerts; the digest counts the incident once, by its raise, so that is where a
+    claim (handled, not relevant) is kept. Any other alert is its own anchor.
+    """
+    if row.incident_id is None or row.event == "raise":
+        return row
+    raised = session.execute(
+        select(models.Alert)
+        .where(
+            models.Alert.group_key == row.group_key,
+            models.Alert.incident_id == row.incident_id,
+            models.Alert.event == "raise",
+        )
+        .limit(1)
+    ).scalar_one_or_none()
+    return raised if raised is not None else row
+
+
+def team_state(session: Session, row: models.Alert) -> dict[str, str | None]:
+    """Who claimed, handled and dismissed an alert as shown with it (``claimed_by``, ...).
+
+    For an incident that is the incident's state, whichever update is shown: each action as first
+    recorded on any of its alerts in this channel (the raise first, where clicks are kept), so an
+    escalation delivered after a claim does not drop it from the root or bring back the button.
+    """
+    names = ("claimed_by", "handled_by", "dismissed_by")
+    own = {name: getattr(row, name) for name in names}
+    if row.incident_id is None:
+        return own
+    rows = session.execute(
+        select(models.Alert.claimed_by, models.Alert.handled_by, models.Alert.dismissed_by)
+        .where(models.Alert.group_key == row.group_key, models.Alert.incident_id == row.incident_id)
+        .order_by(models.Alert.id)
+    ).all()
+    state: dict[str, str | None] = dict.fromkeys(names)
+    for values in [*rows, tuple(own.values())]:
+        for name, value in zip(names, values, strict=True):
+            state[name] = state[name] or value
+    return state
 
 
 def alert_group(session: Session, group_key: str, first_seen_at: datetime) -> models.AlertGroup:
