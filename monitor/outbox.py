@@ -538,7 +538,13 @@ class DeliveryStage:
         )
         group = alert_group(session, rows[0].group_key, rows[0].created_at)
         group.last_notified_at = now
-        if rows[0].event == "raise" and receipt.message_ts:
+        if receipt.message_ts and (
+            rows[0].event == "raise"
+            or (rows[0].incident_id is not None and receipt.message_ts != group.thread_ts)
+        ):
+            # A raise starts the incident's thread. An update answers with the root it went to: a
+            # different one means the old root was deleted and a new root posted, which the
+            # following updates must edit (not post yet another root each).
             group.thread_ts = receipt.message_ts
             group.thread_channel = receipt.channel
         for row in rows:

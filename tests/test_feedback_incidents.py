@@ -204,3 +204,27 @@ async def test_claim_in_a_grouped_message_rerenders_the_group(runtime: Runtime, 
     with runtime.db.session() as session:
         claimed = session.execute(select(models.Alert.id).where(models.Alert.claimed_by == "alice")).scalars()
         assert list(claimed) == [first]
+
+
+async def test_updates_after_a_deleted_root_edit_the_replacement_root(
+    runtime: Runtime, slack: MockSlack
+) -> None:
+    # Someone deleted the crisis root: the next update posts a new root, and every update after
+    # that must edit the new root instead of posting yet another one.
+    _spike(runtime, "raise", 11, 1, 0)
+    await runtime.delivery.drain()
+    (old_root,) = slack.roots("C0WEBCARE1")
+    slack.messages["C0WEBCARE1"].remove(old_root)
+
+    _spike(runtime, "escalate", 20, 2, 30)
+    await runtime.delivery.drain()
+    (new_root,) = slack.roots("C0WEBCARE1")
+    assert new_root["ts"] != old_root["ts"] and _field(new_root["blocks"], "Level") == "2"
+
+    _spike(runtime, "escalate", 35, 3, 45)
+    await runtime.delivery.drain()
+    assert slack.roots("C0WEBCARE1") == [new_root], "a third root was posted"
+    assert _field(new_root["blocks"], "Level") == "3", "the replacement root was not updated"
+    with runtime.db.session() as session:
+        group = session.execute(select(models.AlertGroup)).scalars().one()
+        assert group.thread_ts == new_root["ts"]
