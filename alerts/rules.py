@@ -48,6 +48,8 @@ class MentionFacts:
     rating_max: float | None = None
     #: The scoring model's calibrated praise threshold (for the post's language), when it has one.
     praise_threshold: float | None = None
+    #: The story already alerted for this brand through a copy stored before this original.
+    story_alerted: bool = False
 
     @property
     def rating_share(self) -> float | None:
@@ -75,8 +77,9 @@ class AlertDraft:
 
 
 def _skip_common(facts: MentionFacts) -> bool:
-    # Competitors are tracked for digests only; the brand's own posts and copies never alert.
-    return facts.competitor or facts.from_brand or facts.is_copy
+    # Competitors are tracked for digests only; the brand's own posts and copies never alert, and a
+    # story alerts once: not again for its original when a copy stored before it already did.
+    return facts.competitor or facts.from_brand or facts.is_copy or facts.story_alerted
 
 
 def praise_minimum(facts: MentionFacts, t: Thresholds) -> tuple[float, str]:

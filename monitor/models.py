@@ -82,6 +82,9 @@ class Mention(Base):
         Index("ix_mentions_classify_queue", "classify_state", "next_classify_at"),
         Index("ix_mentions_created_at", "created_at"),
         Index("ix_mentions_content_hash", "content_hash"),
+        # Copy linking looks up the stored reposts of each new post, and the copies of a story.
+        Index("ix_mentions_repost_of", "source", "repost_of"),
+        Index("ix_mentions_duplicate_of_id", "duplicate_of_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

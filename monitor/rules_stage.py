@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session, aliased
 
 from alerts.rules import MentionFacts, evaluate
 from config.settings import Settings
@@ -59,12 +60,13 @@ class RulesStage:
                 select(models.MentionBrand).where(models.MentionBrand.mention_id.in_(ids))
             ).scalars():
                 hits.setdefault(hit.mention_id, []).append(hit)
+            alerted = _stories_alerted(session, ids)
             for mention in mentions:
                 score = scores.get(mention.id)
                 if score is None:
                     continue
                 for hit in hits.get(mention.id, []):
-                    self._evaluate(session, mention, score, hit, now)
+                    self._evaluate(session, mention, score, hit, now, (mention.id, hit.brand) in alerted)
             session.execute(update(models.Mention).where(models.Mention.id.in_(ids)).values(rules_done=True))
             return len(mentions)
 
@@ -82,6 +84,7 @@ class RulesStage:
         score: models.Score,
         hit: models.MentionBrand,
         now: datetime,
+        story_alerted: bool,
     ) -> None:
         brand = self.settings.brand(hit.brand)
         if brand is None:
@@ -93,7 +96,10 @@ class RulesStage:
             tagged=hit.tagged,
             from_brand=hit.from_brand,
             competitor=hit.competitor or brand.competitor,
-            is_copy=mention.duplicate_of_id is not None or mention.repost_of is not None,
+            # A repost whose original was never stored is the story's only post so far: it may
+            # alert. Once the original arrives the store links the repost under it.
+            is_copy=mention.duplicate_of_id is not None,
+            story_alerted=story_alerted,
             sentiment=score.sentiment,
             p_positive=score.p_positive,
             p_negative=score.p_negative,
@@ -124,3 +130,23 @@ class RulesStage:
             )
             if created:
                 self.metrics.alerts_created.labels(draft.kind).inc()
+
+
+def _stories_alerted(session: Session, ids: list[int]) -> set[tuple[int, str]]:
+    """(root id, brand) of the given mentions whose story already has a per-mention alert.
+
+    A copy stored before its original is a root until the original arrives and may alert then;
+    the original, evaluated later, must not alert the same story again. Suppressed alerts
+    (silenced, inhibited, throttled away) never reached anyone, so they do not count.
+    """
+    copy = aliased(models.Mention)
+    rows = session.execute(
+        select(copy.duplicate_of_id, models.Alert.brand)
+        .join(models.Alert, models.Alert.mention_id == copy.id)
+        .where(
+            copy.duplicate_of_id.in_(ids),
+            models.Alert.event == "mention",
+            models.Alert.status != "suppressed",
+        )
+    )
+    return {(root, brand) for root, brand in rows if root is not None and brand is not None}

@@ -2,6 +2,13 @@
 
 Everything one poll produced is written in one transaction together with the source's new cursor,
 so a crash either keeps the whole poll or none of it (and the poll is simply repeated).
+
+Copies (reposts, the same text posted elsewhere) are linked to the **original** of their story:
+its earliest post, whatever order the posts arrive in. Sources list newest first and slow sources
+poll late, so a copy is often stored before its original; when the original arrives, the copies
+stored so far are moved under it. ``duplicate_of_id`` always names a story's root, never another
+copy, and a repost is never the original of the post it reposts. Whether a story already alerted
+through a copy stored before its original is the rules stage's question (``monitor.rules_stage``).
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor import models
@@ -80,7 +87,9 @@ def store_mentions(
     new_ids: list[int] = []
     hashes = [content_hash(m.text) for m in mentions]
     _lock_copy_keys(
-        session, [(h, m.created_at) for m, h in zip(mentions, hashes, strict=True) if _linkable(m)]
+        session,
+        [(h, m.created_at) for m, h in zip(mentions, hashes, strict=True) if _linkable(m)],
+        [(m.source, ref) for m in mentions for ref in (m.external_id, m.repost_of) if ref],
     )
     for mention, chash in zip(mentions, hashes, strict=True):
         hits = watchlist.match(mention)
@@ -122,10 +131,7 @@ def store_mentions(
             continue
         stats.inserted += 1
         new_ids.append(mention_id)
-        original = _find_original(session, mention, chash, mention_id)
-        if original is not None:
-            session.get(models.Mention, mention_id).duplicate_of_id = original  # type: ignore[union-attr]
-            stats.linked_copies += 1
+        stats.linked_copies += _link_story(session, mention, chash, mention_id)
         if hits:
             stats.matched += 1
         for hit in hits:
@@ -158,7 +164,9 @@ def _linkable(mention: Mention) -> bool:
     return len(mention.text) >= MIN_DUPLICATE_CHARS
 
 
-def _lock_copy_keys(session: Session, items: list[tuple[str, datetime]]) -> None:
+def _lock_copy_keys(
+    session: Session, items: list[tuple[str, datetime]], posts: list[tuple[str, str]]
+) -> None:
     """On PostgreSQL, hold transaction locks on (content hash, time window) before storing.
 
     Two polls storing the same text at the same moment (a syndicated story from two feeds, a copy
@@ -169,18 +177,24 @@ def _lock_copy_keys(session: Session, items: list[tuple[str, datetime]]) -> None
     Only posts within :data:`DUPLICATE_WINDOW` of each other can link, so the time line is cut in
     windows of that length and a post locks its own window and the next: any two posts less than
     a window apart share a lock, while the same text weeks apart (a yearly greeting, a replayed
-    archive) does not make two polls wait for each other. Locks are taken in sorted order (no
-    deadlock between two batches) and released at commit; SQLite has one writer anyway.
+    archive) does not make two polls wait for each other. ``posts`` are (source, external id) of
+    every post stored and every post reposted: a repost and its original stored at once by two
+    polls share that lock too (their texts differ when the repost is truncated). Locks are taken
+    in sorted order (no deadlock between two batches) and released at commit; SQLite has one
+    writer anyway.
     """
-    if not items or session.get_bind().dialect.name != "postgresql":
+    if not (items or posts) or session.get_bind().dialect.name != "postgresql":
         return
     span = DUPLICATE_WINDOW.total_seconds()
-    keys: set[int] = set()
+    names: set[str] = set()
     for chash, created in items:
         window = int(created.timestamp() // span)
-        for w in (window, window + 1):
-            digest = hashlib.blake2b(f"{chash}:{w}".encode(), digest_size=4).digest()
-            keys.add(int.from_bytes(digest, "big", signed=True))
+        names.update(f"{chash}:{w}" for w in (window, window + 1))
+    names.update(f"post:{source[:32]}:{external_id[:255]}" for source, external_id in posts)
+    keys = {
+        int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big", signed=True)
+        for name in names
+    }
     # One round trip; the sorted subquery feeds the lock calls in key order.
     session.execute(
         text(
@@ -191,31 +205,91 @@ def _lock_copy_keys(session: Session, items: list[tuple[str, datetime]]) -> None
     )
 
 
+def _link_story(session: Session, mention: Mention, chash: str, mention_id: int) -> int:
+    """Link a just-stored mention into its story; returns how many stored roots became copies.
+
+    The mention becomes a copy of an earlier original when there is one. Roots stored before it
+    that copy *it* (its reposts, and, when it starts the story, the same text posted after it)
+    then move under the story's root together with their own copies.
+    """
+    original = _find_original(session, mention, chash, mention_id)
+    root = mention_id if original is None else original
+    later = _stored_copies(session, mention, chash, mention_id, starts_story=original is None)
+    moved = [i for i in later if i != root]
+    if moved:
+        session.execute(
+            update(models.Mention)
+            .where(or_(models.Mention.id.in_(moved), models.Mention.duplicate_of_id.in_(moved)))
+            .values(duplicate_of_id=root)
+        )
+    if original is not None:
+        session.execute(
+            update(models.Mention).where(models.Mention.id == mention_id).values(duplicate_of_id=original)
+        )
+    return len(moved) + (original is not None)
+
+
 def _find_original(session: Session, mention: Mention, chash: str, mention_id: int) -> int | None:
-    """The earlier mention this one copies (retweet target, or same text within a few days)."""
+    """The root of the story this mention copies: its repost target's, or the same text posted earlier."""
+    m = models.Mention
     if mention.repost_of:
-        found = session.execute(
-            select(models.Mention.id).where(
-                models.Mention.source == mention.source,
-                models.Mention.external_id == mention.repost_of,
+        target = session.execute(
+            select(m.id, m.duplicate_of_id).where(
+                m.source == mention.source[:32], m.external_id == mention.repost_of[:255]
             )
-        ).scalar_one_or_none()
-        if found is not None:
-            return found
+        ).first()
+        if target is not None:
+            return target.duplicate_of_id or target.id
     if not _linkable(mention):
         return None
+    # The earliest root of the same text up to this post's own time: a post is never a copy of a
+    # later one, nor of its own repost (a repost can carry an earlier date in replayed data).
     return session.execute(
-        select(models.Mention.id)
+        select(m.id)
         .where(
-            models.Mention.content_hash == chash,
-            models.Mention.id != mention_id,
-            models.Mention.created_at >= mention.created_at - DUPLICATE_WINDOW,
-            models.Mention.created_at <= mention.created_at + DUPLICATE_WINDOW,
-            models.Mention.duplicate_of_id.is_(None),
+            m.content_hash == chash,
+            m.id != mention_id,
+            m.duplicate_of_id.is_(None),
+            m.created_at >= mention.created_at - DUPLICATE_WINDOW,
+            m.created_at <= mention.created_at,
+            or_(
+                m.repost_of.is_(None),
+                m.repost_of != mention.external_id[:255],
+                m.source != mention.source[:32],
+            ),
         )
-        .order_by(models.Mention.id)
+        .order_by(m.created_at, m.id)
         .limit(1)
     ).scalar_one_or_none()
+
+
+def _stored_copies(
+    session: Session, mention: Mention, chash: str, mention_id: int, *, starts_story: bool
+) -> list[int]:
+    """Roots stored before this mention that copy it: its reposts, and later posts of its text."""
+    m = models.Mention
+    # One query per kind of copy, each on its own index (an OR of both would scan the table).
+    found = list(
+        session.execute(
+            select(m.id).where(
+                m.source == mention.source[:32],
+                m.repost_of == mention.external_id[:255],
+                m.id != mention_id,
+                m.duplicate_of_id.is_(None),
+            )
+        ).scalars()
+    )
+    if starts_story and _linkable(mention):
+        found += session.execute(
+            select(m.id).where(
+                m.content_hash == chash,
+                m.id != mention_id,
+                m.duplicate_of_id.is_(None),
+                m.created_at > mention.created_at,
+                m.created_at <= mention.created_at + DUPLICATE_WINDOW,
+            )
+        ).scalars()
+    return list(dict.fromkeys(found))
 
 
 def _short(value: str | None, limit: int = 255) -> str | None:

@@ -8,8 +8,10 @@ already delivered (``pending``); the watermark only moves once the walk reached 
 written therefore covers exactly the mentions returned with it.
 
 Two flavours: :func:`walk_newest_first` compares timestamps (plus the ids seen at exactly the
-newest timestamp); :func:`walk_since_id` compares ids that grow over time (X, Mastodon), where the
-API filters with ``since_id``/``min_id`` itself.
+newest timestamp); :func:`walk_since_id` compares ids that grow over time (X), where the API
+filters with ``since_id``/``min_id`` itself. Items that show up late, below the watermark
+(moderation, federation), are caught with ``lateness``: the walk then reads that far below the
+mark and delivers those items again; the store's unique key drops the ones it already has.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from sources.base import Cursor
@@ -124,14 +126,20 @@ async def walk_newest_first(
     prefix: str,
     max_pages: int,
     first_pages: int = 1,
+    lateness: timedelta = timedelta(0),
+    stop: Callable[[], bool] = lambda: False,
 ) -> Walk[T]:
     """Walk a newest-first listing down to the stored watermark, resumably.
 
     ``fetch(token)`` returns a page (``None`` = the first page); ``key(item)`` gives the item's id
     and the timestamp the listing is ordered by. The first poll of a stream reads ``first_pages``
-    pages and starts from there rather than walking the whole history.
+    pages and starts from there rather than walking the whole history. ``lateness`` > 0 walks that
+    far below the mark and delivers what it finds there again (late arrivals included; the store
+    drops repeats). ``stop()`` is asked after each page (e.g. the rate budget is spent); the walk
+    then resumes on the next poll.
     """
     committed = Watermark.from_cursor(cursor, prefix)
+    floor = committed if committed.at is None or not lateness else Watermark(committed.at - lateness)
     pending = Watermark.from_cursor(cursor, prefix + "p.")
     token: str | None = cursor.get(prefix + "resume") or None
     first = committed.at is None
@@ -146,7 +154,7 @@ async def walk_newest_first(
         reached = False
         for item in page.items:
             item_id, at = key(item)
-            if committed.covers(item_id, at):
+            if floor.covers(item_id, at):
                 reached = True
                 continue
             if item_id in seen:
@@ -157,7 +165,7 @@ async def walk_newest_first(
         token = page.next
         if reached or not token or not page.items:
             break
-        if pages >= limit:
+        if pages >= limit or stop():
             done = first
             break
     newest = pending.advanced(key(item) for item in delivered)
@@ -186,8 +194,10 @@ async def walk_since_id(
     """Walk an id-ordered listing from newest down to ``since_id`` (exclusive), resumably.
 
     ``fetch(since_id, token)`` returns one page of items newer than ``since_id`` (the API filters),
-    newest first, with the token of the next older page. ``stop()`` is asked after each page (e.g.
-    the rate-limit budget is spent); the walk then resumes on the next poll.
+    newest first, with the token of the next older page; ``None`` when there is none, which is the
+    only end of the walk besides the page limit (an empty page with a token is walked past).
+    ``stop()`` is asked after each page (e.g. the rate-limit budget is spent); the walk then
+    resumes on the next poll.
     """
     since = cursor.get(prefix + "since_id") or None
     pending = cursor.get(prefix + "p.newest") or None
@@ -208,7 +218,10 @@ async def walk_since_id(
             seen.add(ident)
             delivered.append(item)
         token = page.next
-        if not token or not page.items:
+        # Only a missing token ends the listing: a page can be empty, or hold only posts the
+        # source could not use, and still lead to older ones (X documents such pages). Ending
+        # there would move since_id past pages never read. The page limit bounds the walk.
+        if not token:
             break
         if pages >= limit or stop():
             done = first

@@ -14,7 +14,15 @@ the one tweepy sends.
 
 Resume: each query / account is a stream with ``since_id``; results come newest first and are
 paged backwards with ``next_token``. A walk that cannot finish in one poll resumes from its token
-(see :mod:`sources.watermark`). Retweets are linked to the original through ``repost_of``.
+(see :mod:`sources.watermark`).
+
+Retweets are linked to the original through ``repost_of``. A retweet's own text is cut
+(``RT @user: …``), so its text is rebuilt from the original in ``includes.tweets`` (the
+``referenced_tweets.id`` expansion); that original is also delivered as a mention of its own, so
+the story is told by its author (their words, reach and link) even when search returned only the
+retweet. An edited post gets a new id per version: every version is delivered under the *first*
+id of its ``edit_history_tweet_ids``, so an edit is the same mention as the post it edits (stored
+once, alerted once).
 """
 
 from __future__ import annotations
@@ -38,14 +46,20 @@ __all__ = ["XOptions", "XSource", "snowflake_time", "tweets_from_payload"]
 
 TWEET_FIELDS = (
     "created_at,lang,entities,in_reply_to_user_id,referenced_tweets,conversation_id,public_metrics,"
-    "author_id,note_tweet"
+    "author_id,note_tweet,edit_history_tweet_ids"
 )
-EXPANSIONS = "author_id,referenced_tweets.id,in_reply_to_user_id"
+#: ``referenced_tweets.id.author_id`` brings the authors of retweeted originals (their reach).
+EXPANSIONS = "author_id,referenced_tweets.id,referenced_tweets.id.author_id,in_reply_to_user_id"
 USER_FIELDS = "public_metrics,username,name"
 #: Milliseconds between the Unix epoch and the X (Twitter) Snowflake epoch.
 _SNOWFLAKE_EPOCH_MS = 1288834974657
 _HANDLE = re.compile(r"(?<![\w@])@(\w{1,15})\b")
 _USERNAME = re.compile(r"^@?(\w{1,15})$")
+_RT_PREFIX = re.compile(r"^RT @\w{1,15}: ")
+#: Language codes X still sends in their withdrawn ISO 639 form.
+_OLD_LANGUAGE_CODES = {"in": "id", "iw": "he"}
+#: X's "language" codes that name no language (undetermined, no text, media or hashtags only...).
+_NO_LANGUAGE = frozenset({"und", "zxx", "qme", "qam", "qct", "qht"})
 
 
 class XOptions(BaseModel):
@@ -153,6 +167,7 @@ class XSource:
     ) -> tuple[list[Mention], bool]:
         search = path.endswith("/search/recent")
         users: dict[str, dict[str, Any]] = {}
+        included: dict[str, dict[str, Any]] = {}
 
         async def fetch(since_id: str | None, token: str | None) -> Page[dict[str, Any]]:
             params: dict[str, str | int] = {
@@ -168,6 +183,7 @@ class XSource:
                 params["next_token" if search else "pagination_token"] = token
             payload = await self._get(client, path, headers, params)
             users.update(_users(payload))
+            included.update(_included_tweets(payload))
             tweets = self._skips.keep(as_list(payload.get("data")), _usable_tweet)
             meta = as_dict(payload.get("meta"))
             return Page(tweets, str(meta["next_token"]) if meta.get("next_token") else None)
@@ -198,8 +214,7 @@ class XSource:
                 stop=lambda: self._spent,
             )
         apply_walk(cursor, walk)
-        mentions = [tweet_to_mention(t, users, source_name=self.name) for t in walk.items]
-        return mentions, walk.more
+        return _with_originals(walk.items, users, included, self.name), walk.more
 
     async def _get(
         self,
@@ -296,27 +311,96 @@ def _users(payload: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {str(u["id"]): u for u in users or [] if isinstance(u, dict) and u.get("id")}
 
 
+def _included_tweets(payload: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Referenced posts (retweeted, quoted, replied to) of ``includes.tweets``, by id."""
+    includes = payload.get("includes")
+    tweets = includes.get("tweets") if isinstance(includes, dict) else None
+    return {str(t["id"]): t for t in tweets or [] if _usable_tweet(t)}
+
+
+def _with_originals(
+    tweets: list[dict[str, Any]],
+    users: Mapping[str, Mapping[str, Any]],
+    included: Mapping[str, Mapping[str, Any]],
+    source_name: str | None,
+) -> list[Mention]:
+    """Mentions of ``tweets``, plus each retweeted original that X included but did not list."""
+    mentions = [tweet_to_mention(t, users, source_name=source_name, included=included) for t in tweets]
+    listed = {_first_id(t) for t in tweets}
+    for tweet in tweets:
+        original = included.get(_references(tweet).get("retweeted", ""))
+        if original is not None and _first_id(original) not in listed:
+            listed.add(_first_id(original))
+            mentions.append(tweet_to_mention(original, users, source_name=source_name, included=included))
+    return mentions
+
+
 def tweets_from_payload(payload: Mapping[str, Any], *, source_name: str | None = None) -> list[Mention]:
     """Normalise every post in ``data`` of an API v2 answer (search, timeline or lookup)."""
     data = payload.get("data")
     tweets = data if isinstance(data, list) else [data] if isinstance(data, dict) and "text" in data else []
     users = _users(payload)
+    included = _included_tweets(payload)
     return [
-        tweet_to_mention(t, users, source_name=source_name)
+        tweet_to_mention(t, users, source_name=source_name, included=included)
         for t in tweets
         if isinstance(t, dict) and t.get("id")
     ]
 
 
-def tweet_to_mention(
-    tweet: Mapping[str, Any], users: Mapping[str, Mapping[str, Any]], *, source_name: str | None = None
-) -> Mention:
-    """One API v2 post (plus the expanded users) as a mention."""
-    tweet_id = str(tweet["id"])
+def _references(tweet: Mapping[str, Any]) -> dict[str, str]:
+    """The post's references by type (``retweeted``, ``quoted``, ``replied_to``) to their ids."""
+    return {
+        str(r.get("type")): str(r.get("id"))
+        for r in tweet.get("referenced_tweets") or []
+        if isinstance(r, dict) and r.get("id")
+    }
+
+
+def _first_id(tweet: Mapping[str, Any]) -> str:
+    """The id of a post's first version: every edit of a post is the same mention."""
+    history = tweet.get("edit_history_tweet_ids")
+    first = history[0] if isinstance(history, list) and history else None
+    return str(first) if isinstance(first, str | int) and str(first).isdigit() else str(tweet["id"])
+
+
+def _full_text(tweet: Mapping[str, Any]) -> str:
+    """A post's whole text: the long form (``note_tweet``) when it has one; X escapes &, < and >."""
     note = tweet.get("note_tweet")
     raw_text = note.get("text") if isinstance(note, dict) and note.get("text") else tweet.get("text") or ""
-    # X escapes &, < and > in post text; the text is plain otherwise.
-    text = clip(html.unescape(str(raw_text)))
+    return html.unescape(str(raw_text))
+
+
+def _tagged(tweet: Mapping[str, Any]) -> list[str]:
+    entities = as_dict(tweet.get("entities"))
+    return [
+        str(m["username"])
+        for m in entities.get("mentions") or []
+        if isinstance(m, dict) and m.get("username")
+    ]
+
+
+def tweet_to_mention(
+    tweet: Mapping[str, Any],
+    users: Mapping[str, Mapping[str, Any]],
+    *,
+    source_name: str | None = None,
+    included: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Mention:
+    """One API v2 post (plus the expanded users and referenced posts) as a mention."""
+    tweet_id = str(tweet["id"])
+    included = included or {}
+    references = _references(tweet)
+    retweeted = references.get("retweeted")
+    original = included.get(retweeted) if retweeted else None
+    text = _full_text(tweet)
+    tagged = _tagged(tweet)
+    if original is not None:
+        # A retweet's own text is cut at 140 characters after "RT @user: ": read the original's.
+        prefix = _RT_PREFIX.match(str(tweet.get("text") or ""))
+        text = (prefix.group(0) if prefix else "") + _full_text(original)
+        tagged += _tagged(original)
+    text = clip(text)
     user = users.get(str(tweet.get("author_id") or "")) or {}
     username = user.get("username")
     metrics = as_dict(user.get("public_metrics"))
@@ -330,38 +414,39 @@ def tweet_to_mention(
     created = parse_timestamp(tweet.get("created_at")) or snowflake_time(tweet_id)
     if created is None:  # pragma: no cover - every X id is a Snowflake
         raise ValueError(f"post {tweet_id} has no creation time")
-    references = {
-        str(r.get("type")): str(r.get("id"))
-        for r in tweet.get("referenced_tweets") or []
-        if isinstance(r, dict) and r.get("id")
-    }
-    entities = as_dict(tweet.get("entities"))
-    tagged = [m.get("username") for m in entities.get("mentions") or [] if isinstance(m, dict)]
     handles = tuple(dict.fromkeys(h for h in tagged if h)) or tuple(dict.fromkeys(_HANDLE.findall(text)))
     reply_user = users.get(str(tweet.get("in_reply_to_user_id") or "")) or {}
     in_reply_to = reply_user.get("username") or (tweet.get("in_reply_to_user_id") and _first(handles))
     lang = tweet.get("lang")
+    language = _OLD_LANGUAGE_CODES.get(lang, lang) if isinstance(lang, str) and lang else None
+    replied = references.get("replied_to")
     return Mention(
         source="x",
-        external_id=tweet_id,
+        external_id=_first_id(tweet),
         text=text,
         created_at=created,
         url=f"https://x.com/{username}/status/{tweet_id}"
         if username
         else f"https://x.com/i/web/status/{tweet_id}",
         author=author,
-        language=lang
-        if isinstance(lang, str) and lang not in ("und", "zxx", "qme", "qam", "qct", "qht")
-        else None,
-        parent_id=references.get("replied_to"),
+        language=language if language not in _NO_LANGUAGE else None,
+        parent_id=_first_id(included[replied]) if replied and replied in included else replied,
         thread_id=str(tweet["conversation_id"]) if tweet.get("conversation_id") else None,
         in_reply_to=in_reply_to or None,
         mentioned_handles=handles,
-        repost_of=references.get("retweeted"),
+        repost_of=_first_id(original) if original is not None else retweeted,
         source_name=source_name,
         raw={
             k: tweet[k]
-            for k in ("id", "author_id", "conversation_id", "lang", "public_metrics", "referenced_tweets")
+            for k in (
+                "id",
+                "author_id",
+                "conversation_id",
+                "lang",
+                "public_metrics",
+                "referenced_tweets",
+                "edit_history_tweet_ids",
+            )
             if k in tweet
         },
     )

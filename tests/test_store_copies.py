@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, aliased
 
 from config.settings import BrandSettings
 from monitor import models
@@ -77,10 +78,12 @@ def test_copies_link_within_the_window_either_way_round(sqlite_url: str) -> None
     watchlist = Watchlist([BrandSettings(name="Acme Rail", keywords=("acme rail",))])
     try:
         with db.session() as session:
-            # Stored out of order (a slower source): the later post first.
+            # Stored out of order (a slower source): the later post first. The earlier post is the
+            # original all the same: the later one becomes its copy, never the other way round.
             store_mentions(session, [Mention("rss", "late", STORY, T0 + timedelta(hours=6))], watchlist, T0)
             stats, _ = store_mentions(session, [Mention("x", "early", STORY, T0)], watchlist, T0)
             assert stats.linked_copies == 1
+            assert _links(session) == {"late": "early", "early": None}
             # The same text days later, or days earlier, is another post, not a copy.
             for ext, shift in (("next-week", timedelta(days=7)), ("last-week", timedelta(days=-7))):
                 stats, _ = store_mentions(session, [Mention("x", ext, STORY, T0 + shift)], watchlist, T0)
@@ -170,3 +173,101 @@ async def test_a_group_another_daemon_is_sending_waits_for_its_notification(
         assert [[a.id for a in batch] for batch in batches] == [[second_id]]
     finally:
         await runtime.aclose()
+
+
+def _links(session: Session) -> dict[str, str | None]:
+    """external id → external id of the mention it is a copy of (None for originals)."""
+    copy, original = models.Mention, aliased(models.Mention)
+    rows = session.execute(
+        select(copy.external_id, original.external_id).outerjoin(
+            original, copy.duplicate_of_id == original.id
+        )
+    )
+    return {copy_id: original_id for copy_id, original_id in rows}
+
+
+def _store(session: Session, *mentions: Mention) -> None:
+    watchlist = Watchlist([BrandSettings(name="Acme Rail", keywords=("acme rail",))])
+    store_mentions(session, list(mentions), watchlist, T0)
+
+
+def test_a_retweet_stored_before_its_original_becomes_its_copy(db_url: str) -> None:
+    # X lists newest first: a retweet is stored before the post it retweets, in one poll or across
+    # two. A retweet is never the original of the post it retweets.
+    original = Mention("x", "1", STORY, T0)
+    retweet = Mention("x", "9", "RT @big: " + STORY, T0 + timedelta(minutes=9), repost_of="1")
+    cut = Mention(
+        "x", "8", "RT @big: Acme Rail cancels all trains…", T0 + timedelta(minutes=8), repost_of="1"
+    )
+    db = Database(db_url)
+    upgrade(db)
+    try:
+        with db.session() as session:
+            _store(session, retweet, cut, original)
+            assert _links(session) == {"9": "1", "8": "1", "1": None}
+        with db.session() as session:
+            session.execute(delete(models.Mention))
+            _store(session, retweet)
+            _store(session, cut)
+        with db.session() as session:
+            _store(session, original)
+            assert _links(session) == {"9": "1", "8": "1", "1": None}
+    finally:
+        db.dispose()
+
+
+def test_copies_always_point_at_the_earliest_post_of_the_story(db_url: str) -> None:
+    # Copies stored before their original move under it with their own copies (no chains), and
+    # a repost of a copy is a copy of the story's original.
+    db = Database(db_url)
+    upgrade(db)
+    try:
+        with db.session() as session:
+            _store(session, Mention("mastodon", "m-3", STORY, T0 + timedelta(hours=3)))
+            _store(session, Mention("rss", "r-4", STORY + " https://t.co/x", T0 + timedelta(hours=4)))
+            assert _links(session) == {"m-3": None, "r-4": "m-3"}
+            _store(session, Mention("x", "x-1", STORY, T0 + timedelta(hours=1)))
+            assert _links(session) == {"m-3": "x-1", "r-4": "x-1", "x-1": None}
+            _store(session, Mention("mastodon", "boost", STORY, T0 + timedelta(hours=5), repost_of="m-3"))
+            assert _links(session)["boost"] == "x-1"
+            # The same text at the same moment: the first stored stays the original.
+            _store(session, Mention("rss", "same-time", STORY, T0 + timedelta(hours=1)))
+            assert _links(session)["same-time"] == "x-1"
+    finally:
+        db.dispose()
+
+
+def test_concurrent_retweet_and_original_on_postgres_are_linked(pg_url: str) -> None:
+    # Two polls (two X sources) store a cut retweet and its original at once: their texts differ,
+    # so only the lock on the original's id makes the second wait for, see and link the first.
+    db = Database(pg_url)
+    upgrade(db)
+    first_stored = threading.Event()
+    errors: list[BaseException] = []
+    cut = Mention("x", "9", "RT @big: Acme Rail cancels all trains between…", T0, repost_of="1")
+
+    def first() -> None:
+        try:
+            with db.session() as session:
+                _store(session, cut)
+                first_stored.set()
+                time.sleep(0.5)  # still uncommitted while the other poll stores the original
+        except BaseException as exc:
+            errors.append(exc)
+            first_stored.set()
+
+    def second() -> None:
+        try:
+            first_stored.wait(10)
+            with db.session() as session:
+                _store(session, Mention("x", "1", STORY, T0 - timedelta(minutes=3)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    _run_together(first, second)
+    try:
+        assert not errors, errors
+        with db.session() as session:
+            assert _links(session) == {"9": "1", "1": None}
+    finally:
+        db.dispose()
