@@ -4,13 +4,16 @@ Credentials: none. The feed (``https://itunes.apple.com/{country}/rss/customerre
 id={app}/sortby=mostrecent/{xml|json}``) is public and unauthenticated but legacy and unofficial in
 practice: it serves at most 10 pages of 50 reviews per country, has no per-review links and no
 documented rate limit (poll every 15 minutes or slower). The XML variant carries a date per review;
-some JSON answers do not, and then the feed's own ``updated`` time stands in (``format: xml`` is the
-default for that reason). The official alternative, the App Store Connect API, needs the app
-owner's key and is not used here.
+the JSON variant has none (only the feed's ``updated`` time, which then stands in for every review),
+so ``format: xml`` is the default: a first JSON poll puts up to 50 reviews per page into one
+spike-detection bucket, which can raise a spike alert (see docs/sources.md). The official
+alternative, the App Store Connect API, needs the app owner's key and is not used here.
 
 Resume: per country, a watermark on the review's ``updated`` time plus the ids at that instant;
-pages are walked newest first down to it, resumably (see :mod:`sources.watermark`). More than 500
-reviews between two polls cannot be read back (the feed stops at page 10).
+pages are walked newest first down to it less ``lateness`` (default a day), resumably (see
+:mod:`sources.watermark`): a review that appears late with an earlier date (moderation) is still
+read; the reviews read again in that margin are dropped by the store. More than 500 reviews between
+two polls cannot be read back (the feed stops at page 10).
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.settings import Duration
 from sources.base import Author, Cursor, Mention, PollResult, SourceContext, TransientError
 from sources.http import USER_AGENT, clock_seconds, request
 from sources.payload import as_dict
@@ -53,6 +57,13 @@ class AppStoreOptions(BaseModel):
     base_url: str = Field("https://itunes.apple.com", description="Feed host.")
     max_pages: int = Field(3, ge=1, le=MAX_FEED_PAGES, description="Pages (50 reviews each) per poll.")
     first_pages: int = Field(1, ge=1, le=MAX_FEED_PAGES, description="Pages read on the first poll.")
+    lateness: Duration = Field(
+        86400.0,
+        description=(
+            "How far below the newest review delivered each poll reads again, for reviews that "
+            "appear late with an earlier date (moderation); 0 = not at all."
+        ),
+    )
     timeout: float = Field(20.0, gt=0, le=300)
 
 
@@ -97,6 +108,7 @@ class AppStoreSource:
                 prefix=stream_prefix("as", f"{self.options.app_id}:{country}"),
                 max_pages=self.options.max_pages,
                 first_pages=self.options.first_pages,
+                lateness=timedelta(seconds=self.options.lateness),
             )
             apply_walk(new_cursor, walk)
             mentions.extend(self._mention(r, country) for r in walk.items)

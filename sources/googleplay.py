@@ -12,20 +12,22 @@ Why not google-play-scraper: importing it disables TLS certificate verification 
 process, which is unacceptable in a daemon that holds credentials. The request below is small.
 
 Credentials: none. Resume: reviews sorted newest first, paged with Google's continuation token;
-the cursor keeps the newest review time delivered (plus ids at that instant), resumably (see
-:mod:`sources.watermark`).
+the cursor keeps the newest review time delivered (plus ids at that instant) and each poll walks
+down to it less ``lateness`` (default a day, for reviews that appear late), resumably (see
+:mod:`sources.watermark`); the store drops what is read again.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.settings import Duration
 from sources.base import Author, Cursor, Mention, PollResult, SourceContext, SourceError
 from sources.http import USER_AGENT, clock_seconds, request
 from sources.text import clip
@@ -50,6 +52,13 @@ class GooglePlayOptions(BaseModel):
     count: int = Field(100, ge=1, le=199, description="Reviews per request.")
     max_pages: int = Field(3, ge=1, le=50, description="Requests per poll.")
     first_pages: int = Field(1, ge=1, le=50, description="Requests on the first poll.")
+    lateness: Duration = Field(
+        86400.0,
+        description=(
+            "How far below the newest review delivered each poll reads again, for reviews that "
+            "appear late with an earlier date (moderation); 0 = not at all."
+        ),
+    )
     timeout: float = Field(20.0, gt=0, le=300)
 
 
@@ -76,6 +85,7 @@ class GooglePlaySource:
             prefix=stream_prefix("gp", f"{opts.app_id}:{opts.lang}:{opts.country}"),
             max_pages=opts.max_pages,
             first_pages=opts.first_pages,
+            lateness=timedelta(seconds=opts.lateness),
         )
         apply_walk(new_cursor, walk)
         mentions = [

@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from sources.base import AuthError, RateLimitedError, SourceError, TransientError
+from sources.base import AuthError, NotConfiguredError, RateLimitedError, SourceError, TransientError
 
 __all__ = [
+    "MAX_REDIRECTS",
     "RETRYABLE_STATUSES",
     "USER_AGENT",
     "GoneError",
@@ -27,6 +28,27 @@ USER_AGENT = "repmon/0.1 (+https://github.com/repmon/repmon; reputation monitori
 #: Statuses worth retrying with backoff (Scrapy's list, plus 429 handled separately).
 RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504, 520, 521, 522, 524})
 _RESET_HEADERS = ("x-rate-limit-reset", "x-ratelimit-reset", "ratelimit-reset")
+#: Redirects followed for one request (an API that moved, http → https); more is taken as a loop.
+MAX_REDIRECTS = 5
+_PERMANENT_REDIRECTS = frozenset({301, 308})
+#: Request headers that carry no credential. A request with any other header (Authorization,
+#: Trustpilot's apikey ...) or with ``auth`` is not sent on to another host: httpx drops only
+#: Authorization and Cookie there, and would send every other header along.
+_PLAIN_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "content-length",
+        "content-type",
+        "host",
+        "if-modified-since",
+        "if-none-match",
+        "user-agent",
+    }
+)
 
 
 class GoneError(SourceError):
@@ -76,12 +98,16 @@ def parse_retry_after(headers: Mapping[str, str], now: Callable[[], float] = tim
 def check_response(response: httpx.Response, now: Callable[[], float] = time.time) -> httpx.Response:
     """Raise the source error matching ``response``'s status; return it when it is usable.
 
-    304 Not Modified is returned as is (callers treat it as "nothing new").
+    304 Not Modified is returned as is (callers treat it as "nothing new"); any other 3xx is a
+    redirect :func:`request` could not follow (no usable ``Location``) and a TransientError.
     """
     status = response.status_code
+    where = f"{response.request.method} {_safe_url(response.request.url)}"
+    if 300 <= status < 400 and status != 304:
+        # request() follows the redirects it may; one left over has no usable Location.
+        raise TransientError(f"HTTP {status} from {where}: a redirect without a usable Location")
     if status < 400:
         return response
-    where = f"{response.request.method} {_safe_url(response.request.url)}"
     if status == 429:
         raise RateLimitedError(f"HTTP 429 from {where}", retry_after=parse_retry_after(response.headers, now))
     if status in (401, 403):
@@ -111,6 +137,11 @@ async def request(
 ) -> httpx.Response:
     """Send one request and map transport failures and HTTP errors to source errors.
 
+    Redirects are followed (at most :data:`MAX_REDIRECTS`) for GET and HEAD, and to another host
+    only when no credential is in the request's headers or ``auth`` (the query is not passed on:
+    the target is the server's ``Location``). A redirect that is not followed raises a clear
+    error naming where it points: :class:`NotConfiguredError` when it is permanent (301/308: set
+    the new URL in the configuration), else :class:`TransientError`.
     ``check=False`` returns error responses unchecked, for sources that must read an error body
     (e.g. Kiyoh's invalid-hash answer) before deciding; transport failures are still mapped.
     """
@@ -118,6 +149,17 @@ async def request(
         response = await client.request(
             method, url, headers=dict(headers or {}), params=params, data=data, json=json_data, auth=auth
         )
+        hops = 0
+        while response.next_request is not None:
+            _check_redirect(response, response.next_request, credentials=auth is not None)
+            hops += 1
+            if hops > MAX_REDIRECTS:
+                raise TransientError(
+                    f"more than {MAX_REDIRECTS} redirects from {_safe_url_text(url)}: a redirect loop"
+                )
+            target = response.next_request
+            await response.aclose()
+            response = await client.send(target)
     except httpx.TimeoutException as exc:
         raise TransientError(f"timeout for {_safe_url_text(url)}: {type(exc).__name__}") from exc
     except httpx.TransportError as exc:
@@ -126,6 +168,40 @@ async def request(
         # Undecodable bodies (bad gzip), redirect loops: the server's fault, worth a later retry.
         raise TransientError(f"bad answer from {_safe_url_text(url)}: {type(exc).__name__}") from exc
     return check_response(response, now) if check else response
+
+
+def _check_redirect(response: httpx.Response, target: httpx.Request, *, credentials: bool) -> None:
+    """Raise when ``response``'s redirect to ``target`` must not be followed."""
+    sent = response.request
+    why = None
+    if sent.method not in ("GET", "HEAD"):
+        # A 307/308 would send the body again (a password, a token request) wherever it points.
+        why = f"a {sent.method} is not redirected"
+    elif not _same_site(sent.url, target.url) and (
+        credentials or any(name.lower() not in _PLAIN_HEADERS for name in sent.headers)
+    ):
+        why = "another host; credentials are not sent there"
+    if why is None:
+        return
+    status = response.status_code
+    where = f"HTTP {status} from {sent.method} {_safe_url(sent.url)}: redirected to {_safe_url(target.url)}"
+    if status in _PERMANENT_REDIRECTS:
+        raise NotConfiguredError(f"{where} ({why}); set the new URL in the configuration")
+    raise TransientError(f"{where} ({why})")
+
+
+def _same_site(url: httpx.URL, other: httpx.URL) -> bool:
+    """Same scheme, host and port, or the same host moving from http to https (default ports)."""
+    if url.host != other.host:
+        return False
+    if url.scheme == other.scheme:
+        return url.port == other.port
+    return (
+        url.scheme == "http"
+        and other.scheme == "https"
+        and url.port in (None, 80)
+        and other.port in (None, 443)
+    )
 
 
 def json_body(response: httpx.Response) -> object:

@@ -7,8 +7,11 @@ A wrong hash is answered with ``INVALID_HASH``, which becomes :class:`AuthError`
 is the same platform: set ``base_url: https://www.klantenvertellen.nl``. Limits: none documented;
 the feed is meant for widgets, poll every 15 minutes or slower. Ratings are 1–10.
 
-Resume: the feed returns the reviews of the last ``limit_days`` days; the cursor keeps the newest
-``dateSince`` delivered (plus the review ids at that instant).
+Resume: the feed returns every review of the last ``limit_days`` days on each poll, and every one
+of them is delivered each time; the store's unique key keeps each review once. A timestamp
+watermark would lose reviews that appear in the feed after a newer one (published after
+moderation, or served late by a cache), and a list of the ids seen would grow with the feed: the
+database already is that list. Lower ``limit_days`` to read less each poll.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sources.base import AuthError, Author, Cursor, Mention, PollResult, SourceContext, TransientError
 from sources.http import USER_AGENT, check_response, clock_seconds, request
 from sources.text import clip, parse_timestamp
-from sources.watermark import Watermark, stream_prefix
+from sources.watermark import stream_prefix
 
 __all__ = ["KiyohOptions", "KiyohSource", "parse_kiyoh_feed", "review_to_mention"]
 
@@ -58,7 +61,7 @@ class KiyohSource:
         self._client: httpx.AsyncClient | None = None
 
     async def poll(self, cursor: Cursor) -> PollResult:
-        """Fetch the feed and return the reviews newer than the stored watermark."""
+        """Fetch the feed and return every review in it (the store drops those it has)."""
         feed_hash = self._ctx.secret(self.options.hash_env, self.options.hash_file, what="Kiyoh feed hash")
         if self._client is None:
             self._client = self._ctx.http_client(
@@ -76,17 +79,15 @@ class KiyohSource:
             response.content, self.options.format, status=response.status_code
         )
         check_response(response, clock_seconds(self._ctx.clock))
+        # Versions before every review was delivered kept a watermark here; it has no use now.
         prefix = stream_prefix("ky", self.options.base_url + self.options.format)
-        mark = Watermark.from_cursor(cursor, prefix)
-        fresh = [r for r in reviews if not mark.covers(str(r["reviewId"]), r["_created"])]
-        new_cursor = dict(cursor)
-        new_cursor.update(mark.advanced((str(r["reviewId"]), r["_created"]) for r in fresh).to_cursor(prefix))
+        new_cursor = {k: v for k, v in cursor.items() if not k.startswith(prefix)}
         page = self.options.page_url or (
             f"{self.options.base_url.rstrip('/')}/reviews/{location['locationId']}"
             if location.get("locationId")
             else None
         )
-        mentions = [review_to_mention(r, page_url=page, source_name=self.name) for r in fresh]
+        mentions = [review_to_mention(r, page_url=page, source_name=self.name) for r in reviews]
         return PollResult(mentions, new_cursor)
 
     async def aclose(self) -> None:
@@ -103,13 +104,13 @@ def parse_kiyoh_feed(
     try:
         payload = json.loads(body.decode("utf-8")) if variant == "json" else _xml_to_dict(ET.fromstring(body))
     except (ET.ParseError, ValueError, UnicodeDecodeError) as exc:
-        if status >= 400:
+        if status >= 300:
             return {}, []  # the status decides (check_response), the body is no feed
         raise TransientError(f"Kiyoh feed is not valid {variant}: {type(exc).__name__}") from exc
     if not isinstance(payload, dict):
         raise TransientError("Kiyoh feed has an unexpected shape")
     _raise_error_answer(payload)
-    if status >= 400:
+    if status >= 300:
         return {}, []
     location = {k: payload.get(k) for k in ("locationId", "locationName", "averageRating", "numberReviews")}
     raw_reviews = payload.get("reviews")

@@ -19,6 +19,12 @@ asks for ``before=<fullname>``, which pages *forward* in time (like praw's strea
 was deleted makes ``before`` answer nothing forever, so after ``reanchor_after_empty`` empty answers
 one unanchored page is read and filtered by the stored creation time. Comment trees of watched
 threads use a timestamp watermark. Comments hidden behind "load more" are not expanded.
+
+Deleted and removed content is not kept: a comment whose body is ``[deleted]``/``[removed]``, a
+submission whose self text is, or any item Reddit marks ``removed_by_category`` is skipped and
+counted (``skip_reasons`` ``deleted``/``removed``) — a removed submission's title included, as the
+post is gone from Reddit even where its title still shows. Items deleted *after* they were
+stored are not looked up again.
 """
 
 from __future__ import annotations
@@ -36,11 +42,15 @@ from sources.http import RateLimitGate, check_response, clock_seconds, json_body
 from sources.text import clip
 from sources.watermark import Watermark, stream_prefix
 
-__all__ = ["RedditOptions", "RedditSource", "listing_things", "thing_to_mention"]
+__all__ = ["RedditOptions", "RedditSource", "gone_reason", "listing_things", "thing_to_mention"]
 
 _USER_REF = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,20})")
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9_]{2,21}$")
 _THREAD = re.compile(r"^(?:t3_)?([a-z0-9]{1,12})$")
+#: What Reddit shows instead of the text of deleted and removed items, and the skip reason.
+_GONE_TEXT = {"[deleted]": "deleted", "[removed]": "removed"}
+#: removed_by_category values meaning the author deleted the item (the others: moderators, Reddit).
+_DELETED_BY_AUTHOR = frozenset({"deleted", "author"})
 
 
 class RedditOptions(BaseModel):
@@ -138,7 +148,7 @@ class RedditSource:
             if self._spent:
                 more = True
                 break
-            found, listing_more = await self._poll_listing(path, params, new_cursor)
+            found, listing_more = await self._poll_listing(path, params, new_cursor, reasons)
             mentions.extend(found)
             more = more or listing_more
         for thread in self.options.threads:
@@ -173,7 +183,7 @@ class RedditSource:
                 yield f"/r/{name}/comments", {}
 
     async def _poll_listing(
-        self, path: str, params: Mapping[str, str], cursor: Cursor
+        self, path: str, params: Mapping[str, str], cursor: Cursor, reasons: dict[str, int]
     ) -> tuple[list[Mention], bool]:
         prefix = stream_prefix("rl", path + "?" + "&".join(f"{k}={v}" for k, v in sorted(params.items())))
         before = cursor.get(prefix + "before") or None
@@ -214,7 +224,7 @@ class RedditSource:
             cursor[prefix + "empty"] = str(empty)
         else:
             cursor.pop(prefix + "empty", None)
-        mentions = [thing_to_mention(t, source_name=self.name) for t in delivered]
+        mentions = [thing_to_mention(t, source_name=self.name) for t in _kept(delivered, reasons)]
         return mentions, more
 
     async def _poll_thread(self, thread: str, cursor: Cursor, reasons: dict[str, int]) -> list[Mention]:
@@ -232,7 +242,7 @@ class RedditSource:
         authors = {str(t.get("name")): str(t.get("author")) for t in things if t.get("author")}
         fresh = [t for t in things if not mark.covers(str(t["name"]), _utc(t))]
         cursor.update(mark.advanced((str(t["name"]), _utc(t)) for t in fresh).to_cursor(prefix))
-        return [thing_to_mention(t, source_name=self.name, authors=authors) for t in fresh]
+        return [thing_to_mention(t, source_name=self.name, authors=authors) for t in _kept(fresh, reasons)]
 
     async def _listing(self, path: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
         payload = await self._get(path, params)
@@ -336,6 +346,34 @@ def listing_things(payload: Any) -> Iterator[tuple[str, dict[str, Any]]]:
         replies = thing.get("replies")
         if isinstance(replies, dict):
             yield from listing_things(replies)
+
+
+def gone_reason(data: Mapping[str, Any]) -> str | None:
+    """``deleted`` or ``removed`` when Reddit no longer shows the item's content, else None.
+
+    Reddit's Data API Terms: content deleted from Reddit must not be kept. A deleted *account*
+    (author ``[deleted]``) with its text still shown is not a deleted item.
+    """
+    name = str(data.get("name") or "")
+    text = data.get("body") if name.startswith("t1_") else data.get("selftext")
+    if isinstance(text, str) and text.strip() in _GONE_TEXT:
+        return _GONE_TEXT[text.strip()]
+    category = data.get("removed_by_category")
+    if category:
+        return "deleted" if category in _DELETED_BY_AUTHOR else "removed"
+    return None
+
+
+def _kept(things: list[dict[str, Any]], reasons: dict[str, int]) -> list[dict[str, Any]]:
+    """The items still shown on Reddit; the others are counted by reason."""
+    kept = []
+    for thing in things:
+        reason = gone_reason(thing)
+        if reason is None:
+            kept.append(thing)
+        else:
+            reasons[reason] = reasons.get(reason, 0) + 1
+    return kept
 
 
 def thing_to_mention(

@@ -8,21 +8,23 @@ honoured); the business-unit id is shown in Trustpilot Business or found with
 ``/v1/business-units/find?name=<domain>``.
 
 Resume: reviews are listed ``orderBy=createdat.desc`` and paged by number; the cursor keeps the
-newest ``createdAt`` delivered (plus the ids at that instant) and walks down to it, resumably (see
-:mod:`sources.watermark`).
+newest ``createdAt`` delivered (plus the ids at that instant) and walks down to it less
+``lateness`` (default a day: reviews held for verification or moderation appear late with their
+earlier date), resumably (see :mod:`sources.watermark`); the store drops what is read again.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from config.settings import Duration
 from sources.base import Author, Cursor, Mention, PollResult, SourceContext
 from sources.http import USER_AGENT, clock_seconds, json_body, request
 from sources.payload import SkipCounter, as_dict, as_list
@@ -46,6 +48,13 @@ class TrustpilotOptions(BaseModel):
     per_page: int = Field(100, ge=1, le=100, description="Reviews per page.")
     max_pages: int = Field(5, ge=1, le=100, description="Pages per poll.")
     first_pages: int = Field(1, ge=1, le=100, description="Pages read on the first poll.")
+    lateness: Duration = Field(
+        86400.0,
+        description=(
+            "How far below the newest review delivered each poll reads again, for reviews that "
+            "appear late with an earlier date (moderation); 0 = not at all."
+        ),
+    )
     timeout: float = Field(20.0, gt=0, le=300)
 
 
@@ -74,6 +83,7 @@ class TrustpilotSource:
             prefix=stream_prefix("tp", self.options.business_unit_id),
             max_pages=self.options.max_pages,
             first_pages=self.options.first_pages,
+            lateness=timedelta(seconds=self.options.lateness),
         )
         apply_walk(new_cursor, walk)
         mentions = [

@@ -24,3 +24,17 @@ def local_server() -> Iterator[LocalServer]:
 def script(local_server: LocalServer) -> Script:
     """A fresh script (routes + request log) on the shared server."""
     return local_server.script()
+
+
+@pytest.fixture(scope="session")
+def other_server() -> Iterator[LocalServer]:
+    """A second local server: another origin (its own port), for redirects to another host."""
+    server = LocalServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def other_script(other_server: LocalServer) -> Script:
+    """A fresh script on the second server."""
+    return other_server.script()

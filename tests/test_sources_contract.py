@@ -14,7 +14,14 @@ import pytest
 from pydantic import BaseModel
 
 from sources.appstore import AppStoreOptions, AppStoreSource
-from sources.base import AuthError, RateLimitedError, Source, SourceError, TransientError
+from sources.base import (
+    AuthError,
+    NotConfiguredError,
+    RateLimitedError,
+    Source,
+    SourceError,
+    TransientError,
+)
 from sources.bluesky import BlueskyOptions, BlueskySource
 from sources.googleplay import GooglePlayOptions, GooglePlaySource
 from sources.kiyoh import KiyohOptions, KiyohSource
@@ -24,7 +31,7 @@ from sources.registry import SOURCE_TYPES, build_source
 from sources.rss import FeedOptions, FeedSource
 from sources.trustpilot import TrustpilotOptions, TrustpilotSource
 from sources.x import XOptions, XSource
-from tests.replay_server import FakeClock, Reply, Script, make_ctx
+from tests.replay_server import FakeClock, Reply, Request, Script, make_ctx
 
 SECRET = "s3cr3t-Value-that-must-never-leak"
 
@@ -109,6 +116,11 @@ def _messages(exc: BaseException) -> str:
 
 async def _poll_error(kind: str, script: Script, reply: Reply, clock: FakeClock | None = None) -> SourceError:
     script.fallback(lambda r: reply)
+    return await _failure(kind, script, clock)
+
+
+async def _failure(kind: str, script: Script, clock: FakeClock | None = None) -> SourceError:
+    """The error one poll against ``script`` raises (it must raise one), never with the secret."""
     source = _build(kind, script.base_url, clock=clock)
     try:
         with pytest.raises(SourceError) as caught:
@@ -205,3 +217,48 @@ async def test_secret_never_in_query_or_errors(kind: str, script: Script) -> Non
     for request in script.requests:
         in_query = any(SECRET in v for values in request.query.values() for v in values)
         assert not in_query or kind == "kiyoh"
+
+
+def _carries_secret(request: Request) -> bool:
+    values = [*request.headers.values(), *(v for vs in request.query.values() for v in vs)]
+    return any(SECRET in v for v in values) or SECRET.encode() in request.body
+
+
+@pytest.mark.parametrize("status", [301, 307])
+@pytest.mark.parametrize("kind", sorted(CASES))
+async def test_redirect_to_another_host_never_takes_the_secret(
+    kind: str, status: int, script: Script, other_script: Script
+) -> None:
+    """A redirect to another host is followed only without credentials; refused, the error names it.
+
+    Never "body is not JSON": the redirect answer itself is not parsed.
+    """
+    script.fallback(lambda r: Reply(status, [("Location", other_script.base_url + r.path)], b"<html>Moved"))
+    other_script.fallback(lambda r: Reply(503, [("Content-Type", "text/plain")], b"try later"))
+    error = await _failure(kind, script)
+    assert not any(_carries_secret(r) for r in other_script.requests)
+    if other_script.requests:
+        assert isinstance(error, TransientError) and "503" in str(error)  # followed
+    else:
+        assert "redirected to " + other_script.base_url in str(error)
+        permanent = isinstance(error, NotConfiguredError)
+        assert permanent == (status == 301) and (permanent or isinstance(error, TransientError))
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+async def test_redirect_on_the_same_host_is_followed(kind: str, script: Script) -> None:
+    """A GET moved on the same host is followed, credentials and all; a POST is not redirected."""
+    script.fallback(
+        lambda r: (
+            Reply(503, [], b"")
+            if r.path.startswith("/moved/")
+            else Reply(308, [("Location", script.base_url + "/moved" + r.path)], b"")
+        )
+    )
+    error = await _failure(kind, script)
+    moved = [r for r in script.requests if r.path.startswith("/moved/")]
+    if moved:
+        assert isinstance(error, TransientError) and "HTTP 503" in str(error)
+        assert all(r.method == "GET" for r in moved)
+    else:
+        assert isinstance(error, NotConfiguredError) and "POST is not redirected" in str(error)

@@ -380,6 +380,45 @@ async def test_thread_comment_tree_only_new_comments(script: Script) -> None:
     await source.aclose()
 
 
+async def test_deleted_and_removed_items_are_skipped_and_counted(script: Script) -> None:
+    """[deleted]/[removed] posts and comments are not kept (Reddit's terms), but the cursor passes them."""
+    clock = FakeClock()
+    api = _fake(script, clock)
+    api.add(1)
+    source = _source(script, clock)
+    start = await source.poll({})
+    names = api.add(4)
+    api.items[-4]["selftext"] = "[removed]"  # removed by a moderator: the title stays on Reddit
+    api.items[-4]["removed_by_category"] = "moderator"
+    api.items[-3].update(selftext="[deleted]", author="[deleted]")
+    api.items[-2]["removed_by_category"] = "reddit"  # a link post has no self text to replace
+    api.items[-1]["author"] = "[deleted]"  # a deleted account; the post itself is still shown
+    first = await source.poll(start.cursor)
+    assert [m.external_id for m in first.mentions] == [names[-1]]
+    assert first.mentions[0].author.handle is None
+    assert first.skip_reasons == {"removed": 2, "deleted": 1} and first.skipped == 3
+    assert (await source.poll(first.cursor)).mentions == []
+    assert script.requests[-1].param("before") == names[-1]
+    await source.aclose()
+
+
+async def test_deleted_and_removed_comments_in_a_thread_are_skipped(script: Script) -> None:
+    """Comment trees keep the comments still shown; [deleted] and [removed] ones are counted."""
+    tree = [
+        {"kind": "t1", "data": _comment("c1", "t3_abc", 10, "[removed]")},
+        {"kind": "t1", "data": {**_comment("c2", "t3_abc", 11, "[deleted]"), "author": "[deleted]"}},
+        {"kind": "t1", "data": _comment("c3", "t3_abc", 12, "still here")},
+    ]
+    script.route("POST", "/api/v1/access_token", FakeReddit(FakeClock()).token)
+    script.route("GET", "/comments/abc", lambda r: Reply.json([_listing([]), _listing(tree)]))
+    options = RedditOptions(threads=["abc"], auth_url=script.base_url, api_url=script.base_url)
+    source = RedditSource("thread", options, make_ctx(ENV))
+    result = await source.poll({})
+    assert [m.external_id for m in result.mentions] == ["t1_c3"]
+    assert result.skip_reasons == {"removed": 1, "deleted": 1}
+    await source.aclose()
+
+
 def _comment(ident: str, parent: str, created: int, body: str) -> dict[str, Any]:
     return {
         "name": f"t1_{ident}",

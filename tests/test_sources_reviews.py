@@ -14,13 +14,17 @@ from urllib.parse import parse_qs
 
 import feedparser
 import pytest
+from sqlalchemy import select
 
+from monitor import models
 from sources.appstore import AppStoreOptions, AppStoreSource
 from sources.base import AuthError, Mention, SourceError, TransientError
 from sources.googleplay import GooglePlayOptions, GooglePlaySource
 from sources.kiyoh import KiyohOptions, KiyohSource
 from sources.trustpilot import TrustpilotOptions, TrustpilotSource
+from sources.watermark import stream_prefix
 from tests.fixtures_util import fixture_params
+from tests.pipeline_util import config_text, load, make_runtime, write_jsonl
 from tests.replay_server import Reply, Request, Script, make_ctx
 
 KIYOH_HASH = "kiyoh-hash-0123456789abcdef"
@@ -161,7 +165,9 @@ async def test_appstore_resume_and_page_walk(script: Script) -> None:
     api = FakeAppStore()
     script.fallback(api.answer)
     api.add(3)
-    options = AppStoreOptions(app_id="12345678", countries=["nl"], base_url=script.base_url, max_pages=2)
+    options = AppStoreOptions(
+        app_id="12345678", countries=["nl"], base_url=script.base_url, max_pages=2, lateness=0
+    )
     source = AppStoreSource("appstore-test", options, make_ctx())
     first = await source.poll({})
     assert len(first.mentions) == 3
@@ -174,6 +180,23 @@ async def test_appstore_resume_and_page_walk(script: Script) -> None:
     assert sorted(m.external_id for m in second.mentions + third.mentions) == sorted(fresh)
     assert (await source.poll(third.cursor)).mentions == []
     assert all("/nl/rss/customerreviews/page=" in r.path for r in script.requests)
+    await source.aclose()
+
+
+async def test_appstore_late_review_is_read_within_lateness(script: Script) -> None:
+    """A review that appears after newer ones, dated below the mark, is delivered (within lateness)."""
+    api = FakeAppStore(per_page=50)
+    script.fallback(api.answer)
+    api.add(3)
+    options = AppStoreOptions(app_id="12345678", countries=["nl"], base_url=script.base_url, lateness="6h")
+    source = AppStoreSource("appstore-test", options, make_ctx())
+    first = await source.poll({})
+    api.reviews.append((20_000_000, api.when - timedelta(hours=2)))  # held back, then published
+    api.reviews.append((20_000_001, api.when - timedelta(hours=7)))  # later than lateness allows
+    second = await source.poll(first.cursor)
+    delivered = {m.external_id for m in second.mentions}
+    assert "20000000" in delivered and "20000001" not in delivered
+    assert delivered >= {m.external_id for m in first.mentions}  # repeats: the store drops them
     await source.aclose()
 
 
@@ -257,25 +280,59 @@ async def _replay_kiyoh(path: Path, script: Script) -> None:
         assert mention.url == f"{script.base_url}/reviews/{location['locationId']}"
 
 
-async def test_kiyoh_resume_without_duplicates(script: Script) -> None:
-    """A second poll of an unchanged feed yields nothing; a new review yields only itself."""
-    reviews = [_kiyoh_review("a", "2024-01-01T10:00:00Z"), _kiyoh_review("b", "2024-01-02T10:00:00Z")]
+async def test_kiyoh_delivers_every_review_of_the_feed(script: Script) -> None:
+    """Each poll delivers every review in the feed (the store keeps each once): a review that shows
+    up after a newer one was delivered (moderation, a lagging cache) is not lost."""
+    reviews = [_kiyoh_review("b", "2024-01-02T10:00:00Z")]
     script.route(
         "GET", "/v1/review/feed.json", lambda r: Reply.json({"locationId": 9, "reviews": list(reviews)})
     )
     source = _kiyoh_source(script, "json", limit_days=7)
-    first = await source.poll({})
-    assert sorted(m.external_id for m in first.mentions) == ["a", "b"]
+    old_mark = stream_prefix("ky", script.base_url + "json") + "at"
+    first = await source.poll({old_mark: "2023-12-31T00:00:00+00:00", "other": "kept"})
+    assert [m.external_id for m in first.mentions] == ["b"]
     assert script.requests[-1].param("limitDays") == "7"
-    assert (await source.poll(first.cursor)).mentions == []
-    reviews.insert(0, _kiyoh_review("c", "2024-01-02T10:00:00Z"))
-    third = await source.poll(first.cursor)
-    assert [m.external_id for m in third.mentions] == ["c"]
-    assert third.mentions[0].rating == 4 and third.mentions[0].text == "Slecht\nNiet geleverd."
+    assert first.cursor == {"other": "kept"}  # nothing that grows; an old watermark is dropped
+    reviews.append(_kiyoh_review("a", "2024-01-01T10:00:00Z"))  # older, published late
+    reviews.insert(0, _kiyoh_review("c", "2024-01-03T10:00:00Z"))
+    second = await source.poll(first.cursor)
+    assert [m.external_id for m in second.mentions] == ["c", "b", "a"]
+    assert second.cursor == first.cursor
+    assert second.mentions[0].rating == 4 and second.mentions[0].text == "Slecht\nNiet geleverd."
     await source.aclose()
 
 
-def _kiyoh_review(ident: str, when: str) -> dict[str, Any]:
+async def test_kiyoh_repeats_are_stored_and_alerted_once(
+    script: Script, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Through the daemon: a review delivered on every poll is one mention and one alert."""
+    reviews = [_kiyoh_review("k1", "2026-03-02T09:10:00Z", "Kettle Co stuurde een kapotte waterkoker")]
+    script.route(
+        "GET", "/v1/review/feed.json", lambda r: Reply.json({"locationId": 9, "reviews": list(reviews)})
+    )
+    hash_file = tmp_path / "kiyoh-hash"
+    hash_file.write_text(KIYOH_HASH)
+    kiyoh = (
+        f"  - name: kiyoh-kettle\n    type: kiyoh\n    format: json\n"
+        f"    base_url: {script.base_url}\n    hash_file: {hash_file}\n"
+    )
+    replay = write_jsonl(tmp_path / "posts.jsonl", [])
+    runtime, notifier = make_runtime(load(config_text(sqlite_url, replay, extra_sources=kiyoh)), tmp_path)
+    try:
+        assert (await runtime.run_once()).stored == 1
+        assert (await runtime.run_once()).stored == 0
+        reviews.append(_kiyoh_review("k0", "2026-03-02T09:05:00Z", "Kettle Co levert nooit op tijd"))
+        assert (await runtime.run_once()).stored == 1
+        with runtime.db.session() as session:
+            stored = session.execute(select(models.Mention.external_id)).scalars().all()
+        assert sorted(stored) == ["k0", "k1"]
+        sent = [k for r in notifier.records() for k in r["alert_keys"]]
+        assert sent == ["complaint:Kettle Co:kiyoh:k1", "complaint:Kettle Co:kiyoh:k0"]
+    finally:
+        await runtime.aclose()
+
+
+def _kiyoh_review(ident: str, when: str, opinion: str = "Niet geleverd.") -> dict[str, Any]:
     return {
         "reviewId": ident,
         "reviewAuthor": "Piet",
@@ -283,7 +340,7 @@ def _kiyoh_review(ident: str, when: str) -> dict[str, Any]:
         "rating": 4,
         "reviewContent": [
             {"questionGroup": "DEFAULT_ONELINER", "rating": "Slecht"},
-            {"questionGroup": "DEFAULT_OPINION", "rating": "Niet geleverd."},
+            {"questionGroup": "DEFAULT_OPINION", "rating": opinion},
         ],
         "dateSince": when,
         "updatedSince": when,
@@ -382,7 +439,9 @@ async def test_trustpilot_reviews_resume_and_paging(script: Script) -> None:
     unit = "4bdf7b0b00006400050a7b26"
     script.route("GET", f"/v1/business-units/{unit}/reviews", api.answer)
     api.add(2)
-    options = TrustpilotOptions(business_unit_id=unit, api_url=script.base_url, per_page=5, max_pages=2)
+    options = TrustpilotOptions(
+        business_unit_id=unit, api_url=script.base_url, per_page=5, max_pages=2, lateness=0
+    )
     source = TrustpilotSource("tp", options, make_ctx({"TRUSTPILOT_API_KEY": TP_KEY}))
     first = await source.poll({})
     review = api.reviews[-1]
@@ -397,6 +456,21 @@ async def test_trustpilot_reviews_resume_and_paging(script: Script) -> None:
     third = await source.poll(second.cursor)
     assert sorted(m.external_id for m in second.mentions + third.mentions) == sorted(fresh)
     assert (await source.poll(third.cursor)).mentions == []
+    await source.aclose()
+
+
+async def test_trustpilot_late_review_is_read_within_lateness(script: Script) -> None:
+    """A review published late with its earlier createdAt is delivered (default lateness: a day)."""
+    api = FakeTrustpilot()
+    unit = "4bdf7b0b00006400050a7b26"
+    script.route("GET", f"/v1/business-units/{unit}/reviews", api.answer)
+    api.add(3)
+    options = TrustpilotOptions(business_unit_id=unit, api_url=script.base_url)
+    source = TrustpilotSource("tp", options, make_ctx({"TRUSTPILOT_API_KEY": TP_KEY}))
+    first = await source.poll({})
+    api.reviews.append(_tp_review("late0000000000000000000a", api.when - timedelta(hours=5)))
+    second = await source.poll(first.cursor)
+    assert "late0000000000000000000a" in {m.external_id for m in second.mentions}
     await source.aclose()
 
 
@@ -442,7 +516,7 @@ async def test_googleplay_reviews_and_paging(script: Script) -> None:
 
     script.route("POST", "/_/PlayStoreUi/data/batchexecute", answer)
     options = GooglePlayOptions(
-        app_id="com.acme.app", lang="nl", country="nl", base_url=script.base_url, count=3
+        app_id="com.acme.app", lang="nl", country="nl", base_url=script.base_url, count=3, lateness=0
     )
     source = GooglePlaySource("gp", options, make_ctx())
     first = await source.poll({})
@@ -462,6 +536,13 @@ async def test_googleplay_reviews_and_paging(script: Script) -> None:
     again = await source.poll(first.cursor)
     assert [m.external_id for m in again.mentions] == ["gp:r8"]
     await source.aclose()
+    # With the default lateness (a day) a review that shows up late, dated an hour before the
+    # newest one delivered, is read too.
+    late = GooglePlaySource("gp", options.model_copy(update={"lateness": 86400.0}), make_ctx())
+    all_reviews.insert(2, _gp_review("late", base + timedelta(hours=7), 1, "late"))
+    later = await late.poll(again.cursor)
+    assert "gp:late" in [m.external_id for m in later.mentions]
+    await late.aclose()
 
 
 async def test_googleplay_changed_shape_is_a_clear_error(script: Script) -> None:
