@@ -25,6 +25,9 @@ submission whose self text is, or any item Reddit marks ``removed_by_category`` 
 counted (``skip_reasons`` ``deleted``/``removed``) — a removed submission's title included, as the
 post is gone from Reddit even where its title still shows. Items deleted *after* they were
 stored are not looked up again.
+
+A link post's text has its link (the submission's ``url``) under the title, as Reddit shows it,
+so the team sees where it points and watchlist ``site:``/``url:`` and domain keywords match it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ __all__ = ["RedditOptions", "RedditSource", "gone_reason", "listing_things", "th
 _USER_REF = re.compile(r"(?<![\w/])/?u/([A-Za-z0-9_-]{3,20})")
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9_]{2,21}$")
 _THREAD = re.compile(r"^(?:t3_)?([a-z0-9]{1,12})$")
+#: A link post's address as it may go into the text: http(s), one token (no space or control).
+_LINK = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
 #: What Reddit shows instead of the text of deleted and removed items, and the skip reason.
 _GONE_TEXT = {"[deleted]": "deleted", "[removed]": "removed"}
 #: removed_by_category values meaning the author deleted the item (the others: moderators, Reddit).
@@ -393,25 +398,29 @@ def thing_to_mention(
         else Author()
     )
     title = None if is_comment else (data.get("title") or None)
+    permalink = data.get("permalink")
+    url = _permalink(data, name) if not permalink else f"https://www.reddit.com{permalink}"
     if is_comment:
         text = str(data.get("body") or "")
+        handles = tuple(dict.fromkeys(_USER_REF.findall(text)))
     else:
         body = str(data.get("selftext") or "").strip()
-        text = f"{title}\n\n{body}" if title and body else str(title or body)
+        handles = tuple(dict.fromkeys(_USER_REF.findall(f"{title or ''}\n\n{body}")))
+        # A link post's subject is its link: shown under the title, as on Reddit, so the team
+        # sees where it points and `site:`/`url:` and domain keywords match it.
+        text = "\n\n".join(p for p in (str(title or ""), _linked_url(data, url), body) if p)
     parent = str(data["parent_id"]) if is_comment and data.get("parent_id") else None
     in_reply_to = None
     if parent:
         in_reply_to = (authors or {}).get(parent) or (
             data.get("link_author") if parent.startswith("t3_") else None
         )
-    permalink = data.get("permalink")
-    handles = tuple(dict.fromkeys(_USER_REF.findall(text)))
     return Mention(
         source="reddit",
         external_id=name,
         text=clip(text),
         created_at=_utc(data),
-        url=_permalink(data, name) if not permalink else f"https://www.reddit.com{permalink}",
+        url=url,
         author=author,
         title=title,
         parent_id=parent,
@@ -425,6 +434,24 @@ def thing_to_mention(
             if k in data
         },
     )
+
+
+def _linked_url(data: Mapping[str, Any], permalink: str) -> str | None:
+    """The address a link post points to (its ``url``); None for a self post.
+
+    A crosspost's ``url`` (the original post) may be a path relative to reddit.com.
+    """
+    if data.get("is_self") is True:
+        return None
+    link = data.get("url")
+    if not isinstance(link, str) or not link.strip():
+        return None
+    link = link.strip()
+    if link.startswith("/") and not link.startswith("//"):
+        link = "https://www.reddit.com" + link
+    if not _LINK.fullmatch(link) or link.rstrip("/") == permalink.rstrip("/"):
+        return None
+    return link
 
 
 def _permalink(data: Mapping[str, Any], name: str) -> str:

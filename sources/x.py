@@ -23,6 +23,10 @@ the story is told by its author (their words, reach and link) even when search r
 retweet. An edited post gets a new id per version: every version is delivered under the *first*
 id of its ``edit_history_tweet_ids``, so an edit is the same mention as the post it edits (stored
 once, alerted once).
+
+Links: X puts a ``t.co`` short link into the text for every link; each is replaced by the address
+``entities.urls`` gives for it, so the team reads where a link goes and watchlist ``site:``,
+``url:`` and domain keywords match the real site.
 """
 
 from __future__ import annotations
@@ -56,6 +60,12 @@ _SNOWFLAKE_EPOCH_MS = 1288834974657
 _HANDLE = re.compile(r"(?<![\w@])@(\w{1,15})\b")
 _USERNAME = re.compile(r"^@?(\w{1,15})$")
 _RT_PREFIX = re.compile(r"^RT @\w{1,15}: ")
+#: The links X puts into a post's text instead of the ones written (``entities.urls[].url``).
+_TCO_LINK = re.compile(r"https?://t\.co/\w+")
+#: Any link in a text (a handle inside one, medium.com/@acme, mentions no one).
+_ANY_LINK = re.compile(r"https?://\S+", re.IGNORECASE)
+#: An address a t.co link may be replaced with: http(s), one token (no space or control character).
+_LINK_TARGET = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
 #: Language codes X still sends in their withdrawn ISO 639 form.
 _OLD_LANGUAGE_CODES = {"in": "id", "iw": "he"}
 #: X's "language" codes that name no language (undetermined, no text, media or hashtags only...).
@@ -371,6 +381,36 @@ def _full_text(tweet: Mapping[str, Any]) -> str:
     return html.unescape(str(raw_text))
 
 
+def _link_targets(tweet: Mapping[str, Any]) -> dict[str, str]:
+    """Each ``t.co`` link of a post (short and long form) mapped to where it really points.
+
+    ``unwound_url`` (the end of a redirect chain, when X sends it) beats ``expanded_url`` (what
+    the author pasted, maybe another shortener); a photo or video expands to its page on X.
+    """
+    note = tweet.get("note_tweet")
+    entity_sets = [as_dict(tweet.get("entities")), as_dict(as_dict(note).get("entities"))]
+    targets: dict[str, str] = {}
+    for entities in entity_sets:
+        for entity in as_list(entities.get("urls")):
+            if not isinstance(entity, dict) or not isinstance(entity.get("url"), str):
+                continue
+            for key in ("unwound_url", "expanded_url"):
+                target = entity.get(key)
+                if isinstance(target, str) and _LINK_TARGET.fullmatch(target):
+                    targets.setdefault(entity["url"], target)
+                    break
+    return targets
+
+
+def _expanded_text(tweet: Mapping[str, Any]) -> str:
+    """A post's whole text with each ``t.co`` link replaced by the address it stands for."""
+    text = _full_text(tweet)
+    targets = _link_targets(tweet)
+    if not targets:
+        return text
+    return _TCO_LINK.sub(lambda m: targets.get(m.group(0), m.group(0)), text)
+
+
 def _tagged(tweet: Mapping[str, Any]) -> list[str]:
     entities = as_dict(tweet.get("entities"))
     return [
@@ -393,12 +433,14 @@ def tweet_to_mention(
     references = _references(tweet)
     retweeted = references.get("retweeted")
     original = included.get(retweeted) if retweeted else None
-    text = _full_text(tweet)
+    shown = original if original is not None else tweet
+    # Links read as where they point (the entities of the post whose text is shown), not t.co.
+    text = _expanded_text(shown)
     tagged = _tagged(tweet)
     if original is not None:
         # A retweet's own text is cut at 140 characters after "RT @user: ": read the original's.
         prefix = _RT_PREFIX.match(str(tweet.get("text") or ""))
-        text = (prefix.group(0) if prefix else "") + _full_text(original)
+        text = (prefix.group(0) if prefix else "") + text
         tagged += _tagged(original)
     text = clip(text)
     user = users.get(str(tweet.get("author_id") or "")) or {}
@@ -414,7 +456,11 @@ def tweet_to_mention(
     created = parse_timestamp(tweet.get("created_at")) or snowflake_time(tweet_id)
     if created is None:  # pragma: no cover - every X id is a Snowflake
         raise ValueError(f"post {tweet_id} has no creation time")
-    handles = tuple(dict.fromkeys(h for h in tagged if h)) or tuple(dict.fromkeys(_HANDLE.findall(text)))
+    # Without mention entities, handles are read from the text; a link (medium.com/@acme/...)
+    # names no one.
+    handles = tuple(dict.fromkeys(h for h in tagged if h)) or tuple(
+        dict.fromkeys(_HANDLE.findall(_ANY_LINK.sub(" ", text)))
+    )
     reply_user = users.get(str(tweet.get("in_reply_to_user_id") or "")) or {}
     in_reply_to = reply_user.get("username") or (tweet.get("in_reply_to_user_id") and _first(handles))
     lang = tweet.get("lang")

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from config.settings import BrandSettings
+from monitor.watch import Watchlist
 from sources.base import AuthError, Mention, NotConfiguredError, RateLimitedError
 from sources.reddit import RedditOptions, RedditSource
 from tests.fixtures_util import Recorded, fixture_params, load_cassette
@@ -53,7 +55,10 @@ def _check_thing(mention: Mention, data: dict[str, Any]) -> None:
         assert mention.thread_id == data["link_id"]
     else:
         body = (data.get("selftext") or "").strip()
-        assert mention.text == (f"{data['title']}\n\n{body}" if body else data["title"])
+        # A link post shows its link under the title; a crosspost's is relative to reddit.com.
+        link = "" if data.get("is_self") else data["url"]
+        link = "https://www.reddit.com" + link if link.startswith("/") else link
+        assert mention.text == "\n\n".join(p for p in (data["title"], link, body) if p)
         assert mention.title == data["title"]
         assert mention.thread_id == data["name"]
     assert mention.created_at == datetime.fromtimestamp(float(data["created_utc"]), UTC)
@@ -445,3 +450,42 @@ def test_options_validate_names() -> None:
     with pytest.raises(ValueError):
         RedditOptions()
     assert json.dumps(RedditOptions(threads=["t3_2gmzqe"]).threads) == '["2gmzqe"]'
+
+
+_KLM_PAGE = "https://www.klm.com/nl/information/storing-bagage?utm_source=reddit&utm_medium=social"
+_LINK_BRANDS = [
+    BrandSettings(name="domain", keywords=("klm.com",)),
+    BrandSettings(name="site", query="site:klm.com"),
+    BrandSettings(name="url", query="url:storing-bagage"),
+]
+
+
+async def test_link_posts_show_and_match_their_link(script: Script) -> None:
+    """A link post's external URL is in its text, under the title: site:, url: and keywords see it."""
+    clock = FakeClock()
+    api = _fake(script, clock)
+    names = api.add(4)
+    link, self_post, crosspost, image = api.items
+    link.update(
+        is_self=False, url=_KLM_PAGE, domain="klm.com", title="KLM raakt weer koffers kwijt, u/acme_help"
+    )
+    self_post.update(
+        is_self=True, url="https://www.reddit.com" + self_post["permalink"], selftext="Zie klm.com"
+    )
+    crosspost.update(is_self=False, url="/r/klm/comments/abc123/koffers/", crosspost_parent="t3_abc123")
+    image.update(is_self=False, url="https://i.redd.it/h8vzqktd215y.png", domain="i.redd.it")
+    source = _source(script, clock)
+    by_name = {m.external_id: m for m in (await source.poll({})).mentions}
+    await source.aclose()
+    assert set(by_name) == set(names)
+    got = by_name[link["name"]]
+    assert got.text == f"KLM raakt weer koffers kwijt, u/acme_help\n\n{_KLM_PAGE}"
+    assert got.title == link["title"] and got.url == "https://www.reddit.com" + link["permalink"]
+    assert got.mentioned_handles == ("acme_help",)
+    assert [h.brand for h in Watchlist(_LINK_BRANDS).match(got)] == ["domain", "site", "url"]
+    # A self post's url is its own permalink: not repeated in the text.
+    assert by_name[self_post["name"]].text == f"{self_post['title']}\n\nZie klm.com"
+    # A crosspost links to the original post on Reddit; media to where it is hosted.
+    crossposted = "https://www.reddit.com/r/klm/comments/abc123/koffers/"
+    assert by_name[crosspost["name"]].text == f"{crosspost['title']}\n\n{crossposted}"
+    assert by_name[image["name"]].text == f"{image['title']}\n\nhttps://i.redd.it/h8vzqktd215y.png"

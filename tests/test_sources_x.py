@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from config.settings import BrandSettings
+from monitor.watch import Watchlist
 from sources.base import AuthError, Mention, NotConfiguredError, RateLimitedError
 from sources.x import XOptions, XSource, tweets_from_payload
 from tests.fixtures_util import Recorded, fixture_params, load_cassette
@@ -46,6 +48,12 @@ def _check_tweet(
     shown = original or tweet
     note = shown.get("note_tweet") or {}
     text = html.unescape(note.get("text") or shown["text"])
+    # t.co links read as the addresses they stand for (the entities of the post shown).
+    for entities in (shown.get("entities") or {}, note.get("entities") or {}):
+        for link in entities.get("urls") or []:
+            target: str | None = link.get("unwound_url") or link.get("expanded_url")
+            if target:
+                text = re.sub(re.escape(link["url"]) + r"(?!\w)", target.replace("\\", "\\\\"), text)
     if original is not None and (prefix := re.match(r"RT @\w+: ", tweet["text"])):
         text = prefix.group(0) + text
     assert mention.source == "x"
@@ -67,7 +75,7 @@ def _check_tweet(
         assert mention.repost_of == _first_version(original)
     else:
         assert mention.repost_of == (retweeted[0] if retweeted else None)
-    for handle in re.findall(r"(?<![\w@])@(\w{1,15})", mention.text):
+    for handle in re.findall(r"(?<![\w@])@(\w{1,15})", re.sub(r"https?://\S+", " ", mention.text)):
         assert handle in mention.mentioned_handles
 
 
@@ -583,3 +591,125 @@ def test_withdrawn_language_codes_are_mapped(sent: str, stored: str | None) -> N
     """X still sends the withdrawn ISO codes for Indonesian (in) and Hebrew (iw)."""
     payload = {"data": [_tweet(1_600_000_000_000_000_001, "acme", lang=sent)]}
     assert [m.language for m in tweets_from_payload(payload)] == [stored]
+
+
+# Links as X sends them: the text holds t.co links; entities.urls say where they point.
+_KLM_PAGE = "https://www.klm.com/nl/information/storing-bagage?utm_source=x&utm_medium=social"
+_LINK_BRANDS = [
+    BrandSettings(name="domain", keywords=("klm.com",)),
+    BrandSettings(name="site", query="site:klm.com"),
+    BrandSettings(name="url", query="url:storing-bagage"),
+]
+
+
+def _url_entity(short: str, target: str, **extra: Any) -> dict[str, Any]:
+    """One ``entities.urls`` item (indices are not used: links are replaced by their t.co text)."""
+    return {"start": 0, "end": 23, "url": short, "expanded_url": target, "display_url": "…", **extra}
+
+
+def _brands(mention: Mention) -> list[str]:
+    return [hit.brand for hit in Watchlist(_LINK_BRANDS).match(mention)]
+
+
+async def test_links_read_as_where_they_point_and_match(script: Script) -> None:
+    """t.co links become their expanded addresses: site:, url: and domain keywords see them."""
+    post_id = 1_760_000_000_000_000_001
+    photo = f"https://twitter.com/bigacct/status/{post_id}/photo/1"
+    post = _tweet(
+        post_id,
+        "Koffer kwijt &amp; niemand belt terug https://t.co/Kl1mAbCdEf https://t.co/PhOtOaBcDe",
+        entities={
+            "urls": [
+                _url_entity("https://t.co/Kl1mAbCdEf", _KLM_PAGE, status=200, title="Bagage"),
+                _url_entity(
+                    "https://t.co/PhOtOaBcDe",
+                    photo,
+                    display_url="pic.twitter.com/PhOtOaBcDe",
+                    media_key="3_1760000000000000000",
+                ),
+            ]
+        },
+    )
+    page = {"data": [post], "includes": {"users": [_BIG]}, "meta": {"result_count": 1}}
+    script.route("GET", "/2/tweets/search/recent", lambda r: Reply.json(page))
+    source = _source(script, FakeClock())
+    (mention,) = (await source.poll({})).mentions
+    await source.aclose()
+    # What the team reads: the real destination, and the photo's page on X.
+    assert mention.text == f"Koffer kwijt & niemand belt terug {_KLM_PAGE} {photo}"
+    assert _brands(mention) == ["domain", "site", "url"]
+    # Without the entities only t.co is known, and nothing matches (as before the fix).
+    (bare,) = tweets_from_payload({"data": [{**post, "entities": {}}], "includes": {"users": [_BIG]}})
+    assert "t.co/Kl1mAbCdEf" in bare.text and _brands(bare) == []
+
+
+async def test_retweets_and_long_posts_expand_their_own_links(script: Script) -> None:
+    """A retweet reads the original's links (its entities); a long post those of note_tweet."""
+    long_text = _LONG + " Zie https://t.co/NoTeLiNk01"
+    original = _tweet(
+        1_600_000_000_000_000_001,
+        _LONG[:250] + "… https://t.co/ShOrTlInK1",
+        note_tweet={
+            "text": long_text,
+            "entities": {"urls": [_url_entity("https://t.co/NoTeLiNk01", _KLM_PAGE)]},
+        },
+        entities={"urls": [_url_entity("https://t.co/ShOrTlInK1", "https://x.com/i/web/status/1")]},
+        created_at="2024-01-15T11:50:00.000Z",
+    )
+    retweet = _tweet(
+        1_600_000_000_000_000_009,
+        "RT @bigacct: " + _LONG[:100] + "… https://t.co/RtCuTlInK1",
+        "2",
+        referenced_tweets=[{"type": "retweeted", "id": original["id"]}],
+        entities={"urls": [_url_entity("https://t.co/RtCuTlInK1", "https://example.org/other")]},
+    )
+    quote = _tweet(
+        1_600_000_000_000_000_010,
+        "Herkenbaar, ook bij https://t.co/QuOtEdPoSt",
+        "2",
+        referenced_tweets=[{"type": "quoted", "id": original["id"]}],
+        entities={
+            "urls": [
+                _url_entity(
+                    "https://t.co/QuOtEdPoSt",
+                    f"https://twitter.com/bigacct/status/{original['id']}",
+                    unwound_url=f"https://x.com/bigacct/status/{original['id']}",
+                )
+            ]
+        },
+    )
+    page = {
+        "data": [quote, retweet],
+        "includes": {"users": [_SMALL, _BIG], "tweets": [original]},
+        "meta": {"result_count": 2},
+    }
+    script.route("GET", "/2/tweets/search/recent", lambda r: Reply.json(page))
+    source = _source(script, FakeClock())
+    by_id = {m.external_id: m for m in (await source.poll({})).mentions}
+    await source.aclose()
+    expanded = html.unescape(_LONG) + " Zie " + _KLM_PAGE
+    assert by_id[original["id"]].text == expanded
+    assert by_id[retweet["id"]].text == "RT @bigacct: " + expanded
+    assert _brands(by_id[retweet["id"]]) == ["domain", "site", "url"]
+    # unwound_url (where a redirect chain ends) is preferred to expanded_url
+    assert by_id[quote["id"]].text == f"Herkenbaar, ook bij https://x.com/bigacct/status/{original['id']}"
+
+
+def test_links_that_cannot_be_expanded_stay_and_name_no_one() -> None:
+    """Unusable targets keep the t.co link; a handle inside a link is no mention."""
+    post = _tweet(
+        1_600_000_000_000_000_001,
+        "@acme_help kijk https://t.co/MeDiUmPoSt en https://t.co/BaDtArGeT1 en https://t.co/NoEnTiTy01",
+        entities={
+            "urls": [
+                _url_entity("https://t.co/MeDiUmPoSt", "https://medium.com/@klm/koffers-1a2b"),
+                _url_entity("https://t.co/BaDtArGeT1", "javascript:alert(1)"),
+            ]
+        },
+    )
+    (mention,) = tweets_from_payload({"data": [post]})
+    assert mention.text == (
+        "@acme_help kijk https://medium.com/@klm/koffers-1a2b en https://t.co/BaDtArGeT1"
+        " en https://t.co/NoEnTiTy01"
+    )
+    assert mention.mentioned_handles == ("acme_help",)
