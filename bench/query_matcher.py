@@ -43,7 +43,7 @@ _COMMON_TEXT = (
 COMMON = tuple(_COMMON_TEXT.split())
 PRODUCTS = ("app", "pas", "abonnement", "bezorging", "winkel", "kaart", "account", "lening", "box", "pakket")
 LANGS = ("nl", "nl", "nl", "en", "en", "de", "nl-BE")
-SOURCES = ("twitter", "twitter", "twitter", "reddit", "mastodon", "trustpilot", "news")
+SOURCES = ("x", "x", "x", "reddit", "mastodon", "trustpilot", "rss")  # `source:twitter` is x
 EMOJI = ("😡", "🙏", "👍🏽", "😂", "🚆", "❤️", "🤬", "🇳🇱")
 SYLLABLES = (
     "ka",

@@ -21,7 +21,7 @@ import numpy as np
 
 from classifiers.base import ClassifierError
 
-__all__ = ["DEFAULT_LANGUAGES", "LanguageDetector", "clean_for_langid"]
+__all__ = ["DEFAULT_LANGUAGES", "NO_LANGUAGE_CODES", "LanguageDetector", "clean_for_langid", "language_hint"]
 
 #: Languages we decide between (ISO 639-1). Dutch and English first; neighbours that tweets get
 #: confused with (de, af, fy, da, ...) are included so that they can be told apart, and a few
@@ -30,6 +30,16 @@ DEFAULT_LANGUAGES: tuple[str, ...] = (
     "nl", "en", "de", "fr", "es", "it", "pt", "da", "sv", "no", "fi", "pl", "cs", "hu", "ro", "tr",
     "el", "ru", "uk", "ar", "he", "hi", "th", "id", "zh", "ja", "ko", "af", "fy",
 )  # fmt: skip
+
+#: Language "codes" sources give that name no language (X: undetermined, no text, media only, ...).
+NO_LANGUAGE_CODES: frozenset[str] = frozenset({"und", "zxx", "qme", "qht", "qam", "qst"})
+
+
+def language_hint(code: str | None) -> str | None:
+    """A source's language code as the classifiers use it: ISO 639-1 without region, or None."""
+    primary = (code or "").strip().lower().replace("_", "-").split("-")[0]
+    return primary if primary and primary not in NO_LANGUAGE_CODES else None
+
 
 _URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<!\w)@\w+")

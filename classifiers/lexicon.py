@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from classifiers.base import LABELS, ClassifierError, Scores, SentimentLabel
-from classifiers.langid import LanguageDetector
+from classifiers.langid import LanguageDetector, language_hint
 
 __all__ = [
     "FEATURE_NAMES",
@@ -378,8 +378,8 @@ def resolve_languages(
     if len(texts) != len(languages):
         raise ValueError(f"{len(texts)} texts but {len(languages)} language hints")
     for i, hint in enumerate(languages):
-        code = (hint or "").strip().lower().replace("_", "-").split("-")[0]
-        if code and code not in {"und", "zxx", "qme", "qht", "qam", "qst"}:  # X's 'undetermined' codes
+        code = language_hint(hint)
+        if code:
             out.append(code)
         else:
             out.append(None)

@@ -89,7 +89,11 @@ def parse_config(text: str, filename: str = "<config>", *, base_dir: Path | None
         for error in exc.errors():
             loc = tuple(error["loc"])
             if not _explained(error, loc, explained):
-                issues.append(ConfigIssue(filename, _line_of(root, loc), _dotted(loc), _explain(error)))
+                issues.append(
+                    ConfigIssue(
+                        filename, _line_of(root, loc), _dotted(loc), _explain(error, _node_at(root, loc))
+                    )
+                )
         raise ConfigError(issues) from None
     source_options: dict[str, BaseModel] = {}
     issues.extend(_check_sources(settings, root, filename, base_dir, source_options, explained))
@@ -138,7 +142,11 @@ def _check_sources(
             for error in exc.errors():
                 sub = (*loc, *error["loc"])
                 if not _explained(error, sub, explained):
-                    issues.append(ConfigIssue(filename, _line_of(root, sub), _dotted(sub), _explain(error)))
+                    issues.append(
+                        ConfigIssue(
+                            filename, _line_of(root, sub), _dotted(sub), _explain(error, _node_at(root, sub))
+                        )
+                    )
     return issues
 
 
@@ -179,15 +187,67 @@ def _check_queries(settings: Settings, root: yaml.Node | None, filename: str) ->
     return issues
 
 
-def _explain(error: Any) -> str:
-    """Turn a pydantic error into a sentence that says what would be right."""
+def _explain(error: Any, node: yaml.Node | None = None) -> str:
+    """Turn a pydantic error into a sentence that says what would be right.
+
+    ``node`` is the YAML node the error is about, so a type error can say what YAML made of the
+    text as written (`ON` is a boolean, `- #klm` an empty item, `keywords: KLM` no list).
+    """
     kind = error.get("type", "")
     message = str(error.get("msg", "invalid"))
     if kind == "extra_forbidden":
         return "unknown setting; check its spelling against the README's configuration reference"
     if kind == "missing":
         return "required setting is missing"
+    if kind == "string_type":
+        return _explain_not_text(error.get("input"), node) or message
+    if kind in ("tuple_type", "list_type") and isinstance(error.get("input"), str):
+        text = error["input"]
+        return (
+            f"a list is expected, not the single text {text!r}: write [{_quoted(text)}] or put each item "
+            "on its own line starting with '- '"
+        )
     return message.removeprefix("Value error, ")
+
+
+def _explain_not_text(value: object, node: yaml.Node | None) -> str | None:
+    """Why YAML gave something other than text where text is expected, and how to quote it."""
+    raw = node.value if isinstance(node, yaml.ScalarNode) else None
+    if value is None:
+        line = _source_line(node)
+        if line is not None and "#" in line:
+            comment = line[line.index("#") :].strip()
+            return (
+                f"empty item: in YAML an unquoted '#' starts a comment, so {comment!r} is not read; "
+                f"quote it: - {_quoted(comment)}"
+            )
+        return "empty value: write the text, or remove the item"
+    if isinstance(value, bool) and raw:
+        return (
+            f"YAML reads the unquoted {raw} as {str(value).lower()}, not as text: "
+            f"quote it, e.g. {_quoted(raw)}"
+        )
+    if isinstance(value, int | float) and raw:
+        return f"YAML reads the unquoted {raw} as a number, not as text: quote it, e.g. {_quoted(raw)}"
+    if isinstance(value, list | dict):
+        return "text is expected here, not a list or mapping (quote text containing ': ', '[' or '{')"
+    return None
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a double-quoted YAML string."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _source_line(node: yaml.Node | None) -> str | None:
+    """The text of the line a node starts on (from the YAML the node was composed from)."""
+    mark = node.start_mark if node is not None else None
+    buffer = getattr(mark, "buffer", None)
+    if mark is None or not isinstance(buffer, str):
+        return None
+    start = buffer.rfind("\n", 0, mark.index) + 1
+    end = buffer.find("\n", mark.index)
+    return buffer[start : end if end >= 0 else len(buffer)].rstrip("\x00")
 
 
 def _dotted(loc: Sequence[Any]) -> str:
@@ -198,6 +258,21 @@ def _dotted(loc: Sequence[Any]) -> str:
         else:
             out += ("." if out else "") + str(part)
     return out
+
+
+def _node_at(root: yaml.Node | None, loc: Sequence[Any]) -> yaml.Node | None:
+    """The YAML node at ``loc`` (None when it is not there, e.g. a missing setting)."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next(
+                (v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == str(part)), None
+            )
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return None
+    return node
 
 
 def _line_of(root: yaml.Node | None, loc: Sequence[Any]) -> int | None:

@@ -7,8 +7,8 @@ Public API (stable): `Document`, `parse`, `compile_query`, `CompiledQuery`, `Bra
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Final
 
 from config.query_eval import (
@@ -65,10 +65,12 @@ __all__ = [
     "compile_query",
     "explain",
     "is_tagged",
+    "matches_without_terms",
     "parse",
     "parse_keyword",
     "prepare",
     "tokenize",
+    "uses_language",
 ]
 
 
@@ -114,6 +116,39 @@ def compile_keyword(keyword: str, *, fold_diacritics: bool = True) -> CompiledQu
     return CompiledQuery(keyword, parse_keyword(keyword), fold_diacritics=fold_diacritics)
 
 
+#: Field filters that say nothing about what a post is about: `lang:nl` alone is every Dutch post.
+_FILTER_FIELDS: Final = frozenset({"lang", "source"})
+
+
+def matches_without_terms(node: Node) -> bool:
+    """Whether a query can match a post that contains none of its terms (only NOT, lang:, source:).
+
+    Such a query matches every post that passes its filters (`NOT lang:de` is every post not in
+    German): almost always a mistake, and the matcher checks it against every post. `site:`,
+    `url:` and `author:` name something specific and count as terms.
+    """
+    if isinstance(node, Field):
+        return node.name in _FILTER_FIELDS
+    if isinstance(node, Not):
+        return True
+    if isinstance(node, And):
+        return all(matches_without_terms(c) for c in node.children)
+    if isinstance(node, Or):
+        return any(matches_without_terms(c) for c in node.children)
+    return False  # Term, Phrase, Near
+
+
+def uses_language(node: Node) -> bool:
+    """Whether a query looks at the post's language (has a `lang:` filter anywhere)."""
+    if isinstance(node, Field):
+        return node.name == "lang"
+    if isinstance(node, Not):
+        return uses_language(node.child)
+    if isinstance(node, And | Or):
+        return any(uses_language(c) for c in node.children)
+    return False  # terms, phrases and NEAR (which takes no fields)
+
+
 # ----------------------------------------------------------------------------------------- brands
 
 
@@ -139,7 +174,7 @@ class BrandMatch:
 class _CompiledBrand:
     """A BrandRule compiled once."""
 
-    __slots__ = ("exclude", "fold", "keywords", "name", "query")
+    __slots__ = ("exclude", "fold", "keywords", "name", "query", "uses_language")
 
     def __init__(self, rule: BrandRule) -> None:
         self.name = rule.name
@@ -151,6 +186,10 @@ class _CompiledBrand:
         except QuerySyntaxError as exc:
             exc.add_note(f"in the watchlist of brand {rule.name!r}")
             raise
+        self.uses_language = any(
+            uses_language(q.node)
+            for q in (*self.keywords, *([self.query] if self.query else []), *self.exclude)
+        )
 
     def positive_clauses(self, score: KeyScorer) -> list[list[Clause]]:
         """Index clauses of each keyword and the query, always in diacritic-folded form.
@@ -161,10 +200,18 @@ class _CompiledBrand:
         positives = [*self.keywords, *([self.query] if self.query else [])]
         return [(q if self.fold else CompiledQuery(q.source, q.node)).index_clauses(score) for q in positives]
 
-    def evaluate(self, p: PreparedDocument) -> BrandMatch | None:
-        """Match one prepared document (in this brand's folding mode)."""
+    def evaluate(self, p: PreparedDocument, *, tagged: bool = False) -> BrandMatch | None:
+        """Match one prepared document (in this brand's folding mode).
+
+        ``tagged``: the post addresses one of the brand's handles, which counts as a positive
+        match; exclusions still apply (spam that tags the brand is still spam).
+        """
         query = self.query.evaluator if self.query is not None else None
-        if not any(kw.evaluator.test(p) for kw in self.keywords) and (query is None or not query.test(p)):
+        if (
+            not tagged
+            and not any(kw.evaluator.test(p) for kw in self.keywords)
+            and (query is None or not query.test(p))
+        ):
             return None
         if any(ex.evaluator.test(p) for ex in self.exclude):
             return None
@@ -180,11 +227,25 @@ _WORD_CACHE_SIZE: Final = 200_000
 _PREFIX_KINDS: Final = ("wp", "tp", "hp")
 
 
-class WatchlistMatcher:
-    """Matches posts against many brands; an inverted index picks the candidate brands per post."""
+LanguageOf = Callable[[Document], str | None]
 
-    def __init__(self, rules: Sequence[BrandRule]) -> None:
+
+class WatchlistMatcher:
+    """Matches posts against many brands; an inverted index picks the candidate brands per post.
+
+    ``language_of`` detects the language of a post that has none, only when a brand that could
+    match it has a `lang:` filter (a source that gives no language would otherwise never match
+    `lang:nl` and always match `NOT lang:nl`).
+    """
+
+    def __init__(self, rules: Sequence[BrandRule], *, language_of: LanguageOf | None = None) -> None:
         self._brands = [_CompiledBrand(r) for r in rules]
+        self._by_name: dict[str, int] = {}
+        for i, b in enumerate(self._brands):
+            self._by_name.setdefault(b.name, i)
+        self._language_of = language_of
+        self._needs_language = frozenset(i for i, b in enumerate(self._brands) if b.uses_language)
+        self._language_indexed = False  # some brand is found through a `lang:` index key
         self._exact: dict[str, dict[str, list[int]]] = {k: {} for k in _EXACT_KINDS}
         self._prefix: dict[str, dict[str, list[int]]] = {k: {} for k in _PREFIX_KINDS}
         self._always: list[int] = []
@@ -198,6 +259,7 @@ class WatchlistMatcher:
                 self._always.append(i)
                 continue
             for kind, key in set(clauses[0]):
+                self._language_indexed |= kind == "f" and key.startswith("lang:")
                 table = self._prefix[kind] if kind in self._prefix else self._exact[kind]
                 table.setdefault(key, []).append(i)
         self._prefix_lengths = {kind: sorted({len(k) for k in table}) for kind, table in self._prefix.items()}
@@ -303,12 +365,36 @@ class WatchlistMatcher:
             if hit is not None:
                 found.update(hit)
 
-    def match(self, doc: Document) -> list[BrandMatch]:
-        """All brands the post matches, in rule order."""
+    @property
+    def uses_language(self) -> bool:
+        """Whether any brand has a `lang:` filter (in its keywords, query or exclusions)."""
+        return bool(self._needs_language)
+
+    def _detect_language(self, doc: Document) -> Document | None:
+        """The document with its detected language, or None when there is nothing to add."""
+        if self._language_of is None or (doc.lang or "").strip():
+            return None
+        lang = self._language_of(doc)
+        return replace(doc, lang=lang) if lang else None
+
+    def match(self, doc: Document, *, tagged: Collection[str] = ()) -> list[BrandMatch]:
+        """All brands the post matches, in rule order.
+
+        ``tagged`` names brands whose own handles the post addresses: they match without a
+        keyword or query (their BrandMatch has no terms), unless an exclusion matches.
+        """
         folded = PreparedDocument(doc, fold_diacritics=True)
+        forced = {self._by_name[n] for n in tagged if n in self._by_name}
+        found = self.candidates(folded) | forced
+        if self._language_indexed or not found.isdisjoint(self._needs_language):
+            with_language = self._detect_language(doc)
+            if with_language is not None:  # tokenised again: cheap next to the language model
+                doc = with_language
+                folded = PreparedDocument(doc, fold_diacritics=True)
+                found = self.candidates(folded) | forced
         unfolded: PreparedDocument | None = None
         out: list[BrandMatch] = []
-        for i in sorted(self.candidates(folded)):
+        for i in sorted(found):
             brand = self._brands[i]
             if brand.fold:
                 p = folded
@@ -316,18 +402,20 @@ class WatchlistMatcher:
                 if unfolded is None:
                     unfolded = PreparedDocument(doc, fold_diacritics=False)
                 p = unfolded
-            m = brand.evaluate(p)
+            m = brand.evaluate(p, tagged=i in forced)
             if m is not None:
                 out.append(m)
         return out
 
-    def match_all(self, doc: Document) -> list[BrandMatch]:
+    def match_all(self, doc: Document, *, tagged: Collection[str] = ()) -> list[BrandMatch]:
         """Like `match` but evaluates every brand (no index); for tests and debugging."""
+        if self._needs_language:
+            doc = self._detect_language(doc) or doc
         folded = PreparedDocument(doc, fold_diacritics=True)
         unfolded = PreparedDocument(doc, fold_diacritics=False) if self._any_unfolded else folded
         out = []
         for brand in self._brands:
-            m = brand.evaluate(folded if brand.fold else unfolded)
+            m = brand.evaluate(folded if brand.fold else unfolded, tagged=brand.name in tagged)
             if m is not None:
                 out.append(m)
         return out

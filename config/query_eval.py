@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -12,13 +12,14 @@ from typing import Final
 from config.query_parser import And, Field, Near, Node, Not, Or, Phrase, Term, normalize_field_value
 from config.tokenize import (
     TokenKind,
+    case_splits_words,
     classify,
+    compound_parts,
     emoji_key,
     find_tokens,
     fold_text,
     is_compound,
     normalize_handle,
-    split_compound,
     strip_url,
 )
 
@@ -47,6 +48,7 @@ class Document:
     source: str | None = None
     author: str | None = None
     url: str | None = None
+    author_name: str | None = None  # display name; `author:` matches it as well as the handle
 
 
 def split_url(url: str) -> tuple[str, str]:
@@ -68,6 +70,7 @@ class PreparedDocument:
         "_sorted",
         "_words",
         "author",
+        "author_name",
         "doc",
         "emails",
         "fold",
@@ -110,6 +113,7 @@ class PreparedDocument:
         self.lang_primary = lang.split("-", 1)[0]
         self.source = (doc.source or "").casefold()
         self.author = normalize_handle(doc.author or "")
+        self.author_name = normalize_handle(doc.author_name or "")
 
     def _scan_field(self, text: str, base: int) -> list[str]:
         """Word key per position of one field ("" where the token is no word, e.g. an email).
@@ -118,7 +122,10 @@ class PreparedDocument:
         further work.
         """
         if text.isascii():
-            toks = find_tokens(text.lower())  # lower-casing ASCII moves no token boundary
+            if case_splits_words(text):  # "KLM.Never": the capital makes two words of it
+                toks = list(map(str.lower, find_tokens(text)))
+            else:  # lower-casing the text first then moves no token boundary
+                toks = find_tokens(text.lower())
             plain: Iterable[object] = map(str.isalnum, toks)
         else:  # non-ASCII lower-casing can (İ -> i + U+0307), so only ASCII tokens are lowered
             toks = [t.lower() if t.isascii() else t for t in find_tokens(text)]
@@ -133,14 +140,16 @@ class PreparedDocument:
         return toks
 
     def _scan_field_slow(self, toks: list[str], base: int) -> list[str]:
-        """General path: hyphenated words take one position per part, plus a joined form."""
+        """General path: hyphenated words take one position per part, plus a joined form (mostly)."""
         seq: list[str] = []
         fold = self.fold
         for tok in toks:
             pos = base + len(seq)
             if is_compound(tok) and classify(tok) is TokenKind.WORD:
-                parts = [fold_text(part, fold_diacritics=fold) for part in split_compound(tok)]
-                self._extra.append(("".join(parts), pos, pos + len(parts)))
+                raw_parts, joined = compound_parts(tok)
+                parts = [fold_text(part, fold_diacritics=fold) for part in raw_parts]
+                if joined:  # `she'll` has none: it is not `shell`
+                    self._extra.append(("".join(parts[:joined]), pos, pos + joined))
                 seq.extend(parts)
             else:
                 seq.append(self._special(tok, pos))
@@ -210,6 +219,8 @@ class PreparedDocument:
             keys.append("source:" + self.source)
         if self.author:
             keys.append("author:" + self.author)
+        if self.author_name and self.author_name != self.author:
+            keys.append("author:" + self.author_name)
         return keys
 
 
@@ -430,11 +441,11 @@ class FieldEval(Evaluator):
         if self.name == "source":
             return v == p.source
         if self.name == "author":
-            return v == p.author
+            return v == p.author or v == p.author_name
         if self.name == "site":
             suffix = "." + self.host
             return any(
-                (host == self.host or host.endswith(suffix)) and rest.startswith(self.path)
+                (host == self.host or host.endswith(suffix)) and _path_within(rest, self.path)
                 for _url, host, rest in p.links()
             )
         return any(v in url for url, _host, _rest in p.links())
@@ -446,6 +457,15 @@ class FieldEval(Evaluator):
         if self.name == "site":
             return [[("s", self.host)]]
         return [[("f", f"{self.name}:{self.value}")]]
+
+
+def _path_within(rest: str, path: str) -> bool:
+    """Whether a URL's rest (path, query) lies under `path`, by whole segments: /nl has /nl/x, not /nlx."""
+    if not path:
+        return True
+    if not rest.startswith(path):
+        return False
+    return len(rest) == len(path) or rest[len(path)] in "/?#" or "?" in path
 
 
 class AndEval(Evaluator):
@@ -546,27 +566,38 @@ class NearEval(Evaluator):
 
     def test(self, p: PreparedDocument) -> bool:
         """Some pair of occurrences is close enough."""
-        return self.left.test(p) and self.right.test(p) and bool(self.spans(p))
+        if not (self.left.test(p) and self.right.test(p)):
+            return False
+        return next(self._pairs(p), None) is not None
 
     def spans(self, p: PreparedDocument) -> list[Span]:
         """Covering spans of every close-enough pair."""
+        return list(self._pairs(p))
+
+    def _pairs(self, p: PreparedDocument) -> Iterator[Span]:
+        """Covering spans of the close-enough pairs, found by binary search (not all pairs).
+
+        O(n log n) in the number of occurrences plus the pairs produced (never all pairs), so a
+        long post that repeats both sides thousands of times costs milliseconds, not seconds.
+        """
         left = self.left.spans(p)
         if not left:
-            return []
+            return
         right = self.right.spans(p)
+        if not right:
+            return
         n = self.distance
-        out: list[Span] = []
+        by_start = sorted(right)
+        starts = [b0 for b0, _b1 in by_start]
+        by_end = sorted(right, key=lambda s: s[1])
+        ends = [b1 for _b0, b1 in by_end]
         for a0, a1 in left:
-            for b0, b1 in right:
-                if a1 <= b0:
-                    gap = b0 - a1
-                elif b1 <= a0 and not self.ordered:
-                    gap = a0 - b1
-                else:
-                    continue
-                if gap <= n:
-                    out.append((min(a0, b0), max(a1, b1)))
-        return out
+            # right side after the left one: a1 <= b0 <= a1 + n
+            for i in range(bisect_left(starts, a1), bisect_right(starts, a1 + n)):
+                yield a0, max(a1, by_start[i][1])
+            if not self.ordered:  # right side before the left one: a0 - n <= b1 <= a0
+                for i in range(bisect_left(ends, a0 - n), bisect_right(ends, a0)):
+                    yield min(a0, by_end[i][0]), a1
 
     def explain(self, p: PreparedDocument) -> ExplainNode:
         """Report both sides and the close-enough spans."""

@@ -361,6 +361,20 @@ class _Parser:
     def _missing_operand(self, lex: _Lex, group: _Lex | None, after: _Lex | None) -> QuerySyntaxError:
         """Explain why no operand was found where one was needed."""
         what = "a word, \"phrase\", field:value or '('"
+        if lex.type == "NOT" and after is not None and after.type == "NEAR":
+            return self.error(
+                lex,
+                f"NOT inside {after.text}",
+                f"a word, phrase or OR-group after {after.text}; to exclude a word, put NOT outside: "
+                f"(a {after.text} b) AND NOT c",
+            )
+        if lex.type == "EOF" and group is not None:
+            # `KLM (`, `KLM AND (`: the query ends inside a group
+            return self.error(
+                group,
+                "unclosed '('",
+                "a term inside it and a ')' to close it (the query ends before that)",
+            )
         if after is not None:
             return self.error(lex, f"dangling {after.text}", f"{what} after {after.text}")
         if lex.type in ("AND", "OR") or lex.type == "NEAR":
@@ -401,12 +415,31 @@ class _Parser:
                     + ", ".join(f"{f}:" for f in sorted(FIELDS))
                     + " (or quote it to search the text)",
                 )
-        if word.startswith("-") and len(word) > 1 and _WORD_CHAR.match(word[1]):
-            raise self.error(lex, "'-' is not an operator", f"NOT {word[1:]} to exclude a term")
+        self._check_minus(lex)
         terms = _parse_terms(self.query, word, lex.offset)
         if not terms:
             raise self.error(lex, "nothing searchable in this term", "a word, #hashtag, @handle or emoji")
         return terms[0] if len(terms) == 1 else Phrase(tuple(terms))
+
+    def _check_minus(self, lex: _Lex) -> None:
+        """`-term`, `-#tag`, `-@handle`, `-😡`, `-"phrase"`, `-(group)` read as NOT elsewhere: refuse.
+
+        Without this the `-` is dropped as punctuation and the term turns *positive*.
+        """
+        word = lex.text
+        if not word.startswith("-") or word.startswith("--"):
+            return
+        rest = word[1:]
+        if rest:
+            if not scan(rest, fold_diacritics=False):
+                return  # `->` and the like: nothing searchable, reported as such below
+            target = rest
+        else:
+            after = self.peek()  # `-"phrase"` and `-(group)` lex as '-' and then the next lexeme
+            if after.offset != lex.offset + 1 or after.type not in ("PHRASE", "("):
+                return
+            target = f'"{after.text}"' if after.type == "PHRASE" else "(…)"
+        raise self.error(lex, "'-' is not an operator", f"NOT {target} to exclude a term")
 
     def _phrase(self, lex: _Lex) -> Node:
         """Turn a quoted phrase into a node (a lone term stays a term)."""
@@ -425,7 +458,11 @@ class _Parser:
                 f"empty {name}: filter",
                 f"a value after {name}:, e.g. {_FIELD_EXAMPLES[name]}",
             )
-        return Field(name, normalize_field_value(name, value))
+        normalized = normalize_field_value(name, value)
+        problem = field_value_problem(name, normalized)
+        if problem is not None:
+            raise QuerySyntaxError(self.query, value_offset, *problem)
+        return Field(name, normalized)
 
 
 _FIELD_EXAMPLES: Final = MappingProxyType(
@@ -439,11 +476,90 @@ _FIELD_EXAMPLES: Final = MappingProxyType(
 )
 
 
+#: Other names of source types (`source:twitter` is `source:x`).
+SOURCE_ALIASES: Final = MappingProxyType({"twitter": "x"})
+_LANG_CODE: Final = re.compile(r"[a-z]{2,3}")
+_LANG_WITH_REGION: Final = re.compile(r"([a-z]{2,3})-[a-z0-9]{2,8}")
+#: Language names and ISO 639-2 codes operators write for the ISO 639-1 codes posts carry.
+_LANG_NAMES: Final = MappingProxyType(
+    {
+        "dutch": "nl", "nederlands": "nl", "flemish": "nl", "vlaams": "nl", "nld": "nl", "dut": "nl",
+        "english": "en", "engels": "en", "eng": "en",
+        "german": "de", "duits": "de", "deutsch": "de", "deu": "de", "ger": "de",
+        "french": "fr", "frans": "fr", "fra": "fr", "fre": "fr",
+        "spanish": "es", "spa": "es", "frisian": "fy", "fries": "fy", "fry": "fy",
+    }
+)  # fmt: skip
+_WILDCARD_HINTS: Final = MappingProxyType(
+    {
+        "lang": "a language code without '*', e.g. lang:nl (it also matches nl-BE and nl-NL)",
+        "source": "a source type without '*', e.g. source:reddit",
+        "author": "the full handle or name without '*' (author: compares the whole value)",
+        "site": "the domain without '*': site:klm.com already matches www.klm.com and every other subdomain",
+        "url": "the text without '*': url: already matches it anywhere in the link",
+    }
+)
+
+
+def known_source_types() -> frozenset[str]:
+    """The source types a post can come from (the `type:` names of sources/registry.py)."""
+    from sources.registry import SOURCE_TYPES  # here, not at the top: the registry imports every source
+
+    return frozenset(SOURCE_TYPES)
+
+
+def field_value_problem(name: str, value: str) -> tuple[str, str] | None:
+    """(message, expected) when a normalised field value could never match a post, else None."""
+    if "*" in value:
+        return f"wildcard in {name}:", _WILDCARD_HINTS[name]
+    if name == "lang":
+        return _lang_problem(value)
+    if name == "source":
+        known = known_source_types()
+        if value not in known:
+            types = ", ".join(sorted(known | SOURCE_ALIASES.keys()))
+            return f"unknown source '{value}'", f"one of {types} (the `type:` of a source)"
+    if name == "site" and not split_host(value)[0]:
+        return "no host in site:", "a domain, e.g. site:ns.nl or site:ns.nl/storingen"
+    return None
+
+
+def _lang_problem(value: str) -> tuple[str, str] | None:
+    """Why a `lang:` value can never match (a name instead of a code, a region), or None."""
+    if _LANG_CODE.fullmatch(value) and value not in _LANG_NAMES:
+        return None
+    regional = _LANG_WITH_REGION.fullmatch(value)
+    if regional:
+        code = regional.group(1)
+        return (
+            f"region in lang:{value}",
+            f"lang:{code}: posts carry the language without its region (sources and language "
+            f"detection give '{code}'), and lang:{code} matches every region",
+        )
+    if value in _LANG_NAMES:
+        code = _LANG_NAMES[value]
+        if len(value) == 3:  # an ISO 639-2 code: posts carry the two-letter one
+            return f"lang:{value} never matches", f"lang:{code} (posts carry two-letter ISO 639-1 codes)"
+        return f"'{value}' is not a language code", f"lang:{code}"
+    return (
+        f"'{value}' is not a language code",
+        "a two- or three-letter ISO 639 code, e.g. lang:nl, lang:en, lang:de",
+    )
+
+
+def split_host(value: str) -> tuple[str, str]:
+    """A `site:` value's host and path (`ns.nl/storingen` -> `ns.nl`, `/storingen`)."""
+    host, sep, path = value.partition("/")
+    return host, sep + path
+
+
 def normalize_field_value(name: str, value: str) -> str:
     """Normalise a field filter value the same way document fields are normalised."""
     value = value.casefold()
     if name == "lang":
         return value.replace("_", "-")
+    if name == "source":
+        return SOURCE_ALIASES.get(value, value)
     if name == "author":
         return value.removeprefix("@")
     if name == "site":
@@ -453,7 +569,19 @@ def normalize_field_value(name: str, value: str) -> str:
     return value
 
 
-def _parse_terms(query: str, content: str, offset: int) -> list[Term]:
+_LINK_HINT: Final = "site:HOST or url:TEXT to match links"
+
+
+def _keyword_link_hint(link: str) -> str:
+    """What to write instead of a link as a keyword: its domain as a word, or site: in the query."""
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", link.casefold()).split("/", 1)[0].removeprefix("www.")
+    return (
+        f"the domain as a word ({host} matches the word and links to any page on it), or "
+        f"site:{host} / url:TEXT in the brand's query (keywords take no fields)"
+    )
+
+
+def _parse_terms(query: str, content: str, offset: int, *, keyword: bool = False) -> list[Term]:
     """Tokenise the text of a term or phrase into query terms (wildcards validated)."""
     terms: list[Term] = []
     items = scan(content, fold_diacritics=False)
@@ -470,7 +598,7 @@ def _parse_terms(query: str, content: str, offset: int) -> list[Term]:
                 query,
                 offset + start,
                 "a link cannot be a search term",
-                "site:HOST or url:TEXT to match links",
+                _keyword_link_hint(key) if keyword else _LINK_HINT,
             )
         wildcard = end < len(content) and content[end] == "*"
         if wildcard:
@@ -549,7 +677,24 @@ def parse_keyword(keyword: str) -> Node:
                 "quote inside a keyword",
                 "a keyword without quotes (a keyword is always matched as a phrase)",
             )
-    terms = _parse_terms(keyword, content, offset)
+    if content.startswith("-") and not content.startswith("--") and scan(content[1:], fold_diacritics=False):
+        raise QuerySyntaxError(
+            keyword,
+            offset,
+            "'-' is not an operator",
+            f"the keyword without '-' ({content[1:]}); keywords have no operators — to drop posts "
+            f"with it, put {content[1:]} under exclude:",
+        )
+    field = _FIELD_RE.fullmatch(content)
+    if field and field.group(1).lower() in FIELDS and field.group(2)[:1].strip():  # not "Source: X"
+        raise QuerySyntaxError(
+            keyword,
+            offset,
+            "a keyword cannot be a field filter",
+            f"{content} in the brand's query (keywords take no fields; this would search the "
+            "words as a phrase)",
+        )
+    terms = _parse_terms(keyword, content, offset, keyword=True)
     if not terms:
         raise QuerySyntaxError(keyword, offset, "empty keyword", "a word, #hashtag, @handle or emoji")
     return terms[0] if len(terms) == 1 else Phrase(tuple(terms))

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import func, select
 
+from classifiers.langid import LanguageDetector
 from config.loader import LoadedConfig
 from monitor import models
 from monitor.db import Database, database_url
@@ -18,9 +20,16 @@ from sources.base import Author, Mention
 
 __all__ = ["backtest", "print_backtest", "row_to_mention"]
 
-#: A single-word term matching more than this share of all stored mentions is probably too broad
-#: ("NS", "bol").
-BROAD_TERM_SHARE = 0.2
+#: A change that makes a brand match this many times as many stored mentions as before ...
+BROAD_GROWTH = 5.0
+#: ... or (nearly) every stored mention ...
+BROAD_SHARE = 0.9
+#: ... and adds at least this many, is probably too broad (`NOT lang:de`, a lone common word).
+#: A term that matches a large share of the store is no warning by itself: sources search for
+#: the brands, so the brand's own name matches most stored mentions.
+BROAD_MIN_ADDED = 25
+#: Terms named as the likely cause of a too-broad change.
+BROAD_CAUSES = 3
 
 
 def row_to_mention(row: models.Mention) -> Mention:
@@ -50,9 +59,14 @@ def backtest(
 ) -> dict[str, Any]:
     """Match stored mentions of the last ``days`` with both configurations and compare."""
     now = now or datetime.now(UTC)
-    since = now - timedelta(days=days)
+    try:
+        since = now - timedelta(days=days)
+    except OverflowError:  # more days than the calendar has: everything stored
+        since = datetime.min.replace(tzinfo=UTC)
     db = Database(database_url(current.settings.storage))
-    old, new = Watchlist(current.settings.brands), Watchlist(proposed.settings.brands)
+    detector = LanguageDetector()  # one model for both watchlists, loaded only if a lang: needs it
+    old = Watchlist(current.settings.brands, detector=detector)
+    new = Watchlist(proposed.settings.brands, detector=detector)
     names = sorted({b.name for b in current.settings.brands} | {b.name for b in proposed.settings.brands})
     if brand is not None:
         names = [n for n in names if n == brand]
@@ -60,7 +74,7 @@ def backtest(
         n: {"current": 0, "proposed": 0, "added": [], "dropped": [], "added_n": 0, "dropped_n": 0}
         for n in names
     }
-    term_counts: Counter[tuple[str, str]] = Counter()
+    added_terms: dict[str, Counter[str]] = {n: Counter() for n in names}
     total = 0
     try:
         with db.session() as session:
@@ -79,8 +93,8 @@ def backtest(
                 after_hits = new.match(mention)
                 after = {h.brand for h in after_hits}
                 for hit in after_hits:
-                    for term in hit.terms:
-                        term_counts[(hit.brand, term)] += 1
+                    if hit.brand in added_terms and hit.brand not in before:
+                        added_terms[hit.brand].update(hit.terms)
                 for name in names:
                     entry = per[name]
                     entry["current"] += name in before
@@ -107,10 +121,15 @@ def backtest(
     finally:
         db.dispose()
     broad = [
-        {"brand": b, "term": t, "matches": c, "share": c / total}
-        for (b, t), c in term_counts.most_common()
-        # a phrase is already as specific as the advice below would make it: single words only
-        if total and c / total > BROAD_TERM_SHARE and (brand is None or b == brand) and len(t.split()) == 1
+        {
+            "brand": name,
+            "current": e["current"],
+            "proposed": e["proposed"],
+            "share": e["proposed"] / total,
+            "terms": [t for t, _ in added_terms[name].most_common(BROAD_CAUSES)],
+        }
+        for name, e in per.items()
+        if _too_broad(e["current"], e["proposed"], e["added_n"], total)
     ]
     return {
         "days": days,
@@ -118,8 +137,16 @@ def backtest(
         "mentions": total,
         "stored": stored,
         "brands": per,
-        "broad_terms": broad,
+        "too_broad": broad,
     }
+
+
+def _too_broad(current: int, proposed: int, added: int, total: int) -> bool:
+    """Whether a change makes a brand match hugely more stored mentions, or nearly all of them."""
+    if added < BROAD_MIN_ADDED:
+        return False
+    # a new brand (nothing matched before) is judged by its share alone
+    return (current > 0 and proposed >= BROAD_GROWTH * current) or proposed >= BROAD_SHARE * total
 
 
 def print_backtest(report: dict[str, Any], out: Console) -> None:
@@ -143,10 +170,13 @@ def print_backtest(report: dict[str, Any], out: Console) -> None:
                         markup=False,
                         highlight=False,
                     )
-    for w in report["broad_terms"]:
+    for w in report["too_broad"]:
+        via = ", ".join(repr(t) for t in w["terms"])
         out.print(
-            f"[yellow]warning:[/] {w['brand']}: term {w['term']!r} matches {w['share']:.0%} of all stored mentions "
-            f"({w['matches']}); consider a phrase, a NEAR/n or an exclusion",
+            f"[yellow]warning:[/] {escape(w['brand'])} would match {w['proposed']:,} stored mentions "
+            f"instead of {w['current']:,} ({w['share']:.0%} of all stored)"
+            + (f", most added ones through {escape(via)}" if via else "")
+            + "; too broad? Consider a phrase, a NEAR/n, a positive term next to a NOT, or an exclusion",
             highlight=False,
         )
     if not report["mentions"]:

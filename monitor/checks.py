@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,9 +13,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.loader import LoadedConfig
+from config.settings import BrandSettings
 from monitor.db import Database, database_url, redact_url
 
-__all__ = ["credential_fields", "error_cause", "run_checks"]
+__all__ = ["broad_query_warnings", "credential_fields", "error_cause", "lossy_keyword_warnings", "run_checks"]
 
 
 def error_cause(exc: BaseException, url: str) -> str:
@@ -60,6 +61,39 @@ def _check_database(url: str, out: Console) -> bool:
         f"[green]✓[/] database {redact_url(url)} reachable" + ("" if schema else " (run `repmon db upgrade`)")
     )
     return True
+
+
+def broad_query_warnings(brands: Sequence[BrandSettings]) -> list[str]:
+    """Brands whose query can match posts without any of its terms (pure NOT, only lang:/source:)."""
+    from config.query import compile_query, matches_without_terms
+
+    warnings = []
+    for b in brands:
+        if b.query and matches_without_terms(compile_query(b.query, fold_diacritics=b.fold_diacritics).node):
+            warnings.append(
+                f"brand {b.name}: query {b.query!r} matches posts that contain none of its words "
+                "(only NOT, lang: or source: decide): every post those filters let through, each "
+                f"checked against it; add a positive term, e.g. '{b.name.casefold()} AND ({b.query})', "
+                "or move the NOT part to exclude:"
+            )
+    return warnings
+
+
+def lossy_keyword_warnings(brands: Sequence[BrandSettings]) -> list[str]:
+    """Keywords with characters that matching ignores (`.NET` is the word `net`, `€uro` is `uro`)."""
+    from config.tokenize import dropped_characters, tokenize
+
+    warnings = []
+    for b in brands:
+        for keyword in b.keywords:
+            lost = dropped_characters(keyword)
+            if lost:
+                words = " ".join(t.text for t in tokenize(keyword, fold_diacritics=False) if t.span == 1)
+                warnings.append(
+                    f"brand {b.name}: keyword {keyword!r} matches as {words!r}: matching ignores "
+                    f"{' '.join(lost)!r} (punctuation and symbols only separate words)"
+                )
+    return warnings
 
 
 def credential_fields(options: object) -> dict[str, str]:
@@ -107,6 +141,8 @@ async def run_checks(
             "competitor (digest only)" if b.competitor else "yes",
         )
     out.print(brands)
+    for warning in [*broad_query_warnings(settings.brands), *lossy_keyword_warnings(settings.brands)]:
+        out.print(f"[yellow]![/] {escape(warning)}", highlight=False)
 
     sources = Table("source", "type", "every", "credentials", "reachable", title="Sources")
 

@@ -23,7 +23,7 @@ from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.sqlutil import insert_ignore, lock_skip
 
-__all__ = ["ClassifyStage"]
+__all__ = ["ClassifyStage", "classify_text"]
 
 log = logging.getLogger("repmon.classify")
 
@@ -120,7 +120,7 @@ class ClassifyStage:
         return len(rows)
 
     def _score(self, rows: Sequence[Any]) -> list[Scores]:
-        texts = [_classify_text(r.title, r.text) for r in rows]
+        texts = [classify_text(r.title, r.text) for r in rows]
         languages = [r.language for r in rows]
         started = time.perf_counter()
         try:
@@ -190,7 +190,7 @@ class ClassifyStage:
         )
 
 
-def _classify_text(title: str | None, text: str) -> str:
+def classify_text(title: str | None, text: str) -> str:
     """Text given to the classifier: the body, with a title in front when the body lacks it."""
     if title and not text.startswith(title):
         return f"{title}. {text}"

@@ -10,6 +10,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO, get_args
@@ -281,8 +282,11 @@ def watchlist_test(
     proposed = _load(file, "--file") if file else current
     known = list(dict.fromkeys(b.name for c in (current, proposed) for b in c.settings.brands))
     if brand is not None and brand not in known:
-        err.print(f"unknown brand: {brand}; configured: {', '.join(known) or 'none'}", markup=False)
-        raise typer.Exit(2)
+        same = [k for k in known if k.casefold() == brand.casefold()]
+        if len(same) != 1:  # none, or several brands differing only in case
+            err.print(f"unknown brand: {brand}; configured: {', '.join(known) or 'none'}", markup=False)
+            raise typer.Exit(2)
+        brand = same[0]
     with _database_errors(current):
         report = backtest(current, proposed, brand=brand, days=days, samples=samples)
     if as_json:
@@ -295,16 +299,35 @@ def watchlist_test(
 def watchlist_explain(
     query: Annotated[str, typer.Argument(help="A boolean query.")],
     text: Annotated[str, typer.Argument(help="The post text to test.")],
-    lang: Annotated[str | None, typer.Option(help="Language of the post.")] = None,
-    source: Annotated[str | None, typer.Option(help="Source kind of the post.")] = None,
+    title: Annotated[str | None, typer.Option(help="Title of the post (reviews, feeds, Reddit).")] = None,
+    lang: Annotated[
+        str | None, typer.Option(help="Language of the post (detected, as when matching, when not given).")
+    ] = None,
+    source: Annotated[str | None, typer.Option(help="Source type of the post (x, reddit, rss, ...).")] = None,
     author: Annotated[str | None, typer.Option(help="Author handle.")] = None,
+    author_name: Annotated[str | None, typer.Option(help="Author display name.")] = None,
     url: Annotated[str | None, typer.Option(help="URL of the post.")] = None,
 ) -> None:
     """Explain which clause of a query matches a text, and why."""
-    from config.query import Document, QuerySyntaxError, explain
+    from classifiers.langid import language_hint
+    from config.query import Document, QuerySyntaxError, compile_query, explain, uses_language
+    from config.query_parser import normalize_field_value
+    from monitor.watch import Watchlist
 
+    doc = Document(
+        text=text,
+        title=title,
+        lang=language_hint(lang),
+        source=normalize_field_value("source", source) if source else None,
+        author=author,
+        author_name=author_name,
+        url=url,
+    )
     try:
-        result = explain(query, Document(text=text, lang=lang, source=source, author=author, url=url))
+        if doc.lang is None and uses_language(compile_query(query).node):
+            doc = replace(doc, lang=Watchlist([]).language_of(doc))
+            print(f"lang:   {doc.lang or 'unknown'} (detected, as when matching; --lang to set it)")
+        result = explain(query, doc)
     except QuerySyntaxError as exc:
         err.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(2) from None

@@ -6,8 +6,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from classifiers.langid import LanguageDetector, language_hint
 from config.query import BrandRule, Document, WatchlistMatcher, is_tagged
 from config.settings import BrandSettings
+from monitor.classify import classify_text
 from sources.base import Mention
 
 __all__ = ["BrandHit", "Watchlist", "document_for"]
@@ -27,21 +29,32 @@ class BrandHit:
 
 
 def document_for(mention: Mention) -> Document:
-    """The matcher's view of a mention."""
+    """The matcher's view of a mention.
+
+    The language is the classifiers' reading of the source's code (ISO 639-1, region dropped,
+    "undetermined" codes as none), so matching and the stored scores agree.
+    """
     return Document(
         text=mention.text,
         title=mention.title,
-        lang=mention.language,
+        lang=language_hint(mention.language),
         source=mention.source,
         author=mention.author.handle,
+        author_name=mention.author.name,
         url=mention.url,
     )
 
 
 class Watchlist:
-    """All brands' rules compiled once; matches mentions and decides tagging."""
+    """All brands' rules compiled once; matches mentions and decides tagging.
 
-    def __init__(self, brands: Sequence[BrandSettings]) -> None:
+    A post without a language is given one by ``detector`` (the classifiers' language
+    identifier, on the text the classifier reads) when a brand that could match it has a
+    `lang:` filter; the mention itself is left as the source gave it, the classifier detects the
+    same language later.
+    """
+
+    def __init__(self, brands: Sequence[BrandSettings], *, detector: LanguageDetector | None = None) -> None:
         self.brands = {b.name: b for b in brands}
         rules = [
             BrandRule(
@@ -53,11 +66,18 @@ class Watchlist:
             )
             for b in brands
         ]
-        self._matcher = WatchlistMatcher(rules)
+        self._detector = detector
+        self._matcher = WatchlistMatcher(rules, language_of=self.language_of)
         self._handles: dict[str, list[str]] = {}
         for b in brands:
             for handle in b.handles:
                 self._handles.setdefault(handle, []).append(b.name)
+
+    def language_of(self, doc: Document) -> str | None:
+        """The language the classifier will detect for this post (model loaded on first use)."""
+        if self._detector is None:
+            self._detector = LanguageDetector()
+        return self._detector.detect(classify_text(doc.title, doc.text))
 
     def _tag_candidates(self, mention: Mention) -> set[str]:
         """Brands whose handles appear anywhere in the mention (checked precisely by is_tagged)."""
@@ -73,26 +93,33 @@ class Watchlist:
         return found
 
     def match(self, mention: Mention) -> list[BrandHit]:
-        """Brands this mention is about (including posts that only tag a brand's handle)."""
+        """Brands this mention is about: keywords or query, or a tag of the brand's own handle.
+
+        Exclusions drop both: a post that tags the brand but matches an exclusion (a spam
+        account, a crypto giveaway) is not about the brand.
+        """
         doc = document_for(mention)
-        hits: dict[str, tuple[str, ...]] = {m.brand: m.terms for m in self._matcher.match(doc)}
-        candidates = self._tag_candidates(mention)
-        out: list[BrandHit] = []
-        for name in sorted(hits.keys() | candidates):
-            brand = self.brands[name]
-            tagged = name in candidates and is_tagged(
-                doc, brand.handles, in_reply_to=mention.in_reply_to, mentioned=mention.mentioned_handles
+        tagged = {
+            name
+            for name in self._tag_candidates(mention)
+            if is_tagged(
+                doc,
+                self.brands[name].handles,
+                in_reply_to=mention.in_reply_to,
+                mentioned=mention.mentioned_handles,
             )
-            if name not in hits and not tagged:
-                continue
-            author = (mention.author.handle or "").lstrip("@").lower()
+        }
+        author = (mention.author.handle or "").lstrip("@").lower()
+        out: list[BrandHit] = []
+        for m in sorted(self._matcher.match(doc, tagged=tagged), key=lambda m: m.brand):
+            brand = self.brands[m.brand]
             out.append(
                 BrandHit(
-                    brand=name,
-                    tagged=tagged,
+                    brand=m.brand,
+                    tagged=m.brand in tagged,
                     from_brand=bool(author) and author in brand.handles,
                     competitor=brand.competitor,
-                    terms=hits.get(name, ("@handle",)),
+                    terms=m.terms or ("@handle",),
                 )
             )
         return out

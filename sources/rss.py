@@ -219,9 +219,15 @@ def entries_to_mentions(
     mentions: list[Mention] = []
     skipped = 0
     feed_title = parsed.get("feed", {}).get("title")
+    feed_language = _language_code(parsed.get("feed", {}).get("language"))  # <language>, xml:lang
     for entry in parsed.get("entries", []):
         mention = _entry_to_mention(
-            entry, source_name=source_name, fetched_at=fetched_at, feed_title=feed_title, scope=scope
+            entry,
+            source_name=source_name,
+            fetched_at=fetched_at,
+            feed_title=feed_title,
+            scope=scope,
+            feed_language=feed_language,
         )
         if mention is None:
             skipped += 1
@@ -282,6 +288,7 @@ def _entry_to_mention(
     fetched_at: datetime,
     feed_title: str | None,
     scope: str | None = None,
+    feed_language: str | None = None,
 ) -> Mention | None:
     raw_title = str(entry.get("title") or "")
     title = html_to_text(raw_title) or None
@@ -324,15 +331,24 @@ def _entry_to_mention(
         url=link,
         author=author,
         title=title,
-        language=_language(entry),
+        language=_language(entry) or feed_language,
         source_name=source_name,
         raw={k: v for k in ("id", "link", "title", "published", "updated") if (v := _own(entry, k))},
     )
 
 
 def _language(entry: Mapping[str, Any]) -> str | None:
-    detail = entry.get("title_detail") or entry.get("summary_detail") or {}
-    language = detail.get("language") if isinstance(detail, Mapping) else None
-    if isinstance(language, str) and language:
-        return language.split("-")[0].lower()
+    """The entry's own language (xml:lang on its title, summary or content), if it has one."""
+    details = [entry.get("title_detail"), entry.get("summary_detail"), *(entry.get("content") or [])]
+    for detail in details:
+        code = _language_code(detail.get("language") if isinstance(detail, Mapping) else None)
+        if code:
+            return code
+    return None
+
+
+def _language_code(language: object) -> str | None:
+    """`nl-BE` -> `nl`: the language without its region, as every source gives it."""
+    if isinstance(language, str) and language.strip():
+        return language.strip().split("-")[0].split("_")[0].lower()
     return None

@@ -153,3 +153,17 @@ def test_status_lists_unpolled_sources_and_the_queues(tmp_path: Path) -> None:
     text = " ".join(runner.invoke(app, ["status", "--config", str(cfg)]).output.split())
     assert "not polled" in text and "queues: 0 mentions to score, 0 alerts to send" in text
     assert "mentions: none" in text and "alerts: none" in text
+
+
+def test_watchlist_explain_takes_title_author_name_and_detects_the_language() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "watchlist", "explain", 'vlucht AND author:"Jan Jansen" AND source:twitter AND lang:nl',
+            "is weer vertraagd, wat een gedoe met die maatschappij",
+            "--title", "Mijn vlucht", "--author-name", "Jan Jansen", "--source", "x",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "result: MATCH" in result.output and "title:  Mijn vlucht" in result.output
+    assert "lang:   nl (detected" in result.output

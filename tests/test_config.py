@@ -264,3 +264,40 @@ def test_check_creates_no_database_file(tmp_path: Path) -> None:
     )
     assert "does not exist yet" in " ".join(result.output.split())
     assert not db.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("keywords", "line", "where", "fix"),
+    [
+        # YAML 1.1 reads these unquoted words as booleans and numbers, not as brand names
+        ("keywords: [acme, ON, NO, 1984]", 5, "keywords[1]", 'ON as true, not as text: quote it, e.g. "ON"'),
+        ("keywords: [acme, ON, NO, 1984]", 5, "keywords[2]", 'NO as false, not as text: quote it, e.g. "NO"'),
+        ("keywords: [acme, ON, NO, 1984]", 5, "keywords[3]", 'a number, not as text: quote it, e.g. "1984"'),
+        # an unquoted '#' starts a comment: the item is empty
+        ("keywords:\n      - acme\n      - #acme", 7, "keywords[1]", 'quote it: - "#acme"'),
+        ("keywords: acme", 5, "keywords", "a list is expected, not the single text 'acme': write [\"acme\"]"),
+    ],
+)
+def test_yaml_type_surprises_say_how_to_write_it(keywords: str, line: int, where: str, fix: str) -> None:
+    issues = _issues(GOOD.replace('keywords: ["acme"]', keywords))
+    assert any(i.startswith(f"bad.yaml:{line}: brands[0].{where}: ") and fix in i for i in issues), issues
+    assert not any("Input should be a valid" in i for i in issues), issues
+
+
+def test_check_warns_about_a_query_without_positive_terms(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        GOOD.replace('keywords: ["acme"]', "keywords: [\"acme\"]\n    query: 'NOT lang:de'"), encoding="utf-8"
+    )
+    result = CliRunner().invoke(
+        app, ["check", "--config", str(cfg)], env={"REPMON_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    )
+    flat = " ".join(result.output.split())
+    assert "brand Acme: query 'NOT lang:de' matches posts that contain none of its words" in flat, flat
+    assert "acme AND (NOT lang:de)" in flat
+    fine = tmp_path / "fine.yaml"
+    fine.write_text(GOOD.replace('keywords: ["acme"]', "query: 'acme AND NOT lang:de'"), encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["check", "--config", str(fine)], env={"REPMON_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    )
+    assert "none of its words" not in " ".join(result.output.split())

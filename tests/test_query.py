@@ -24,6 +24,7 @@ from config.query import (
     compile_query,
     explain,
     is_tagged,
+    matches_without_terms,
     parse,
     tokenize,
 )
@@ -206,8 +207,39 @@ def test_lang_field() -> None:
     assert matches("lang:nl", "x", lang="NL_nl")
     assert not matches("lang:nl", "x", lang="en")
     assert not matches("lang:nl", "x")
-    assert matches("lang:nl-be", "x", lang="nl_BE")
-    assert not matches("lang:nl-be", "x", lang="nl")
+    assert matches("lang:nl", "x", lang="nl-NL")  # a region never hides the language
+
+
+@pytest.mark.parametrize(
+    ("query", "expected_part"),
+    [
+        ("lang:nl-be", "lang:nl"),  # posts carry no region: it could never match
+        ("lang:nl_BE", "lang:nl"),
+        ("lang:dutch", "lang:nl"),
+        ("lang:nld", "lang:nl"),
+        ("lang:e", "ISO 639"),
+        ("lang:*", "without '*'"),
+        ("source:twitterr", "one of appstore, bluesky"),
+        ("source:news", "twitter, x"),
+        ("source:red*", "without '*'"),
+        ("author:bot*", "without '*'"),
+        ("site:*.klm.com", "already matches www.klm.com"),
+        ("site:klm.*", "without '*'"),
+        ("url:klm*", "anywhere in the link"),
+        ("site:/storingen", "a domain"),
+    ],
+)
+def test_field_values_that_could_never_match_are_refused(query: str, expected_part: str) -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        parse(query)
+    assert expected_part in info.value.expected
+    assert info.value.column == query.index(":") + 2  # the caret is under the value
+
+
+def test_source_twitter_is_x() -> None:
+    assert parse("source:twitter") == parse("source:X")
+    assert matches("source:twitter", "KLM", source="x")  # X posts carry source 'x'
+    assert matches("NOT source:twitter", "KLM", source="reddit")
 
 
 def test_source_and_author_fields() -> None:
@@ -217,6 +249,16 @@ def test_source_and_author_fields() -> None:
     assert matches("author:janjansen", "x", author="@JanJansen")
     assert not matches("author:jan", "x", author="janjansen")
     assert matches('author:"Jan Jansen"', "x", author="jan jansen")
+
+
+def test_author_matches_the_display_name_too() -> None:
+    # reviews and feeds give only a display name; X gives both
+    assert matches('author:"Jan Jansen"', "x", author_name="Jan Jansen")
+    assert matches('author:"Jan Jansen"', "x", author="jjansen", author_name="Jan Jansen")
+    assert matches("author:jjansen", "x", author="jjansen", author_name="Jan Jansen")
+    assert not matches('NOT author:"Jan Jansen"', "x", author="jjansen", author_name="Jan Jansen")
+    m = WatchlistMatcher([BrandRule("Bol", query='author:"Jan Jansen"')])  # found through the index
+    assert [x.brand for x in m.match(Document("levering", author_name="JAN JANSEN"))] == ["Bol"]
 
 
 def test_site_field_matches_host_and_subdomains_only() -> None:
@@ -238,10 +280,10 @@ def test_url_field_is_a_substring_of_the_url() -> None:
 
 
 def test_fields_combine_with_terms() -> None:
-    q = "(ns OR #ns) AND lang:nl AND NOT source:news"
-    assert matches(q, "de NS weer", lang="nl", source="twitter")
-    assert not matches(q, "de NS weer", lang="nl", source="news")
-    assert not matches(q, "de NS weer", lang="en", source="twitter")
+    q = "(ns OR #ns) AND lang:nl AND NOT source:rss"
+    assert matches(q, "de NS weer", lang="nl", source="x")
+    assert not matches(q, "de NS weer", lang="nl", source="rss")
+    assert not matches(q, "de NS weer", lang="en", source="x")
 
 
 # ---------------------------------------------------------------------------------------- unicode
@@ -310,6 +352,15 @@ def test_tokenize_offsets_kinds_and_joined_forms() -> None:
         ("k*", 2, "at least 2"),
         ("taal:nl", 1, "lang:"),
         ("-ns", 1, "NOT ns"),
+        ("KLM -#spam", 5, "NOT #spam"),  # not a positive #spam
+        ("KLM -@bot", 5, "NOT @bot"),
+        ("KLM -😡", 5, "NOT 😡"),
+        ('KLM -"klm cargo"', 5, 'NOT "klm cargo"'),
+        ("KLM -(a OR b)", 5, "NOT (…)"),
+        ("KLM (", 5, "a ')' to close it"),
+        ("KLM AND (", 9, "a ')' to close it"),
+        ("(KLM OR (", 9, "a ')' to close it"),
+        ("KLM NEAR/3 NOT x", 12, "put NOT outside"),
         ("https://ns.nl", 1, "site:"),
         ("lang:", 6, "a value after lang:"),
         ("(a AND b) NEAR/2 c", 1, "OR-group"),
@@ -328,6 +379,35 @@ def test_syntax_errors_point_at_the_column(query: str, column: int, expected_par
     assert lines[1] == "  " + query
     assert lines[2] == "  " + " " * (column - 1) + "^"
     assert f"column {column}" in lines[0] and err.expected in lines[0]
+
+
+def test_error_messages_name_the_real_problem() -> None:
+    for query, message in [
+        ("KLM (", "unclosed '('"),
+        ("KLM AND (", "unclosed '('"),
+        ("KLM NEAR/3 NOT x", "NOT inside NEAR/3"),
+        ("KLM -#spam", "'-' is not an operator"),
+    ]:
+        with pytest.raises(QuerySyntaxError) as info:
+            parse(query)
+        assert info.value.message == message, query
+
+
+@pytest.mark.parametrize(
+    ("keyword", "expected_part"),
+    [
+        ("-#spam", "under exclude:"),  # not a keyword matching #spam
+        ("-KLM", "under exclude:"),
+        ("www.bol.com", "bol.com"),  # keywords take no site:
+        ("https://www.klm.com/nl", "site:klm.com"),
+        ("lang:nl", "in the brand's query"),  # not the phrase "lang nl"
+    ],
+)
+def test_keyword_errors_give_keyword_advice(keyword: str, expected_part: str) -> None:
+    with pytest.raises(QuerySyntaxError) as info:
+        compile_keyword(keyword)
+    assert expected_part in info.value.expected
+    assert "site:HOST or url:TEXT to match" not in info.value.expected
 
 
 def test_syntax_error_on_a_later_line_reports_line_and_column() -> None:
@@ -378,6 +458,59 @@ def test_brand_keywords_query_and_exclusions() -> None:
     assert m.match(Document("NS weer", author="@SpamBot")) == []  # exclusion on a field
     assert [x.brand for x in m.match(Document("NS en KPN liggen eruit"))] == ["NS", "KPN"]
     assert m.match(Document("De kans is klein")) == []
+
+
+def test_tagged_brands_match_without_terms_but_not_past_exclusions() -> None:
+    m = WatchlistMatcher([BrandRule("KLM", keywords=("klm",), exclude=("author:spambot", "crypto"))])
+    # tagged through a reply to @KLM: no keyword in the text
+    assert m.match(Document("waar is mijn koffer"), tagged={"KLM"}) == [BrandMatch("KLM", ())]
+    assert m.match(Document("@KLM free followers", author="spambot"), tagged={"KLM"}) == []
+    assert m.match(Document("@KLM crypto giveaway"), tagged={"KLM"}) == []
+    assert m.match_all(Document("@KLM crypto giveaway"), tagged={"KLM"}) == []
+    assert m.match(Document("hoi"), tagged={"Other"}) == []
+
+
+def test_language_is_detected_only_when_a_candidate_brand_needs_it() -> None:
+    asked: list[str] = []
+
+    def language_of(doc: Document) -> str | None:
+        asked.append(doc.text)
+        return "nl"
+
+    m = WatchlistMatcher(
+        [
+            BrandRule("NS", query="trein AND lang:nl"),
+            BrandRule("KPN", keywords=("kpn",), exclude=("lang:de",)),
+        ],
+        language_of=language_of,
+    )
+    assert [x.brand for x in m.match(Document("de trein"))] == ["NS"]
+    assert [x.brand for x in m.match(Document("kpn storing"))] == ["KPN"]  # exclusions need it too
+    assert asked == ["de trein", "kpn storing"]
+    assert m.match(Document("de trein", lang="en")) == []  # the source's language is kept
+    assert m.match(Document("iets anders")) == []  # no candidate brand: nothing detected
+    assert asked == ["de trein", "kpn storing"]
+    everyone = WatchlistMatcher([BrandRule("NL", query="lang:nl")], language_of=language_of)
+    assert [x.brand for x in everyone.match(Document("wat dan ook"))] == ["NL"]  # found via lang:
+
+
+@pytest.mark.parametrize(
+    ("query", "broad"),
+    [
+        ("NOT lang:de", True),
+        ("lang:nl", True),
+        ("source:reddit OR NOT klm", True),
+        ("lang:nl AND source:reddit", True),
+        ("klm AND NOT lang:de", False),
+        ("klm OR lang:nl", True),
+        ("(klm OR ns) AND NOT lang:de", False),
+        ("site:klm.com", False),
+        ('author:"Jan Jansen"', False),
+        ("klm NEAR/2 vlucht", False),
+    ],
+)
+def test_matches_without_terms(query: str, broad: bool) -> None:
+    assert matches_without_terms(parse(query)) is broad
 
 
 def test_keywords_are_word_bounded_phrases() -> None:

@@ -402,3 +402,22 @@ async def test_feeds_without_a_declared_charset_are_decoded(rel: str, title: str
     site = FeedSite(script)
     (mention,) = (await _poll(site.url(_fixture(rel)))).mentions
     assert mention.title == title and mention.text.startswith(title)
+
+
+async def test_entries_take_the_feed_language_when_they_have_none(script: Script) -> None:
+    # RSS declares the language once on the channel; `lang:nl` must see it on every item
+    rss = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>Site</title><language>nl-BE</language>'
+        b"<item><title>Acme levert te laat</title><guid>https://site.example/1</guid></item></channel></rss>"
+    )
+    atom = (
+        b'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom" xml:lang="nl"><title>Site</title>'
+        b'<entry xml:lang="en"><title>Acme is late</title><id>tag:site.example,2026:1</id></entry>'
+        b"<entry><title>Acme is te laat</title><id>tag:site.example,2026:2</id></entry></feed>"
+    )
+    for path, feed in (("/rss.xml", rss), ("/atom.xml", atom)):
+        script.route("GET", path, lambda r, f=feed: Reply(200, [("Content-Type", "application/xml")], f))
+    (item,) = (await _poll(script.base_url + "/rss.xml")).mentions
+    assert item.language == "nl"  # the channel's nl-BE, without its region like every source
+    english, dutch = (await _poll(script.base_url + "/atom.xml")).mentions
+    assert (english.language, dutch.language) == ("en", "nl")  # an entry's own language wins
