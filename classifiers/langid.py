@@ -21,7 +21,14 @@ import numpy as np
 
 from classifiers.base import ClassifierError
 
-__all__ = ["DEFAULT_LANGUAGES", "NO_LANGUAGE_CODES", "LanguageDetector", "clean_for_langid", "language_hint"]
+__all__ = [
+    "DEFAULT_LANGUAGES",
+    "NO_LANGUAGE_CODES",
+    "LanguageDetector",
+    "clean_for_langid",
+    "language_hint",
+    "shared_detector",
+]
 
 #: Languages we decide between (ISO 639-1). Dutch and English first; neighbours that tweets get
 #: confused with (de, af, fy, da, ...) are included so that they can be told apart, and a few
@@ -248,3 +255,20 @@ class _BatchScorer:
             second = float(merged[r, best2[r, 1]]) if merged.shape[1] > 1 else 0.0
             result.append((self.labels[b], float(merged[r, b]), second))
         return result
+
+
+_shared: LanguageDetector | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_detector() -> LanguageDetector:
+    """One detector with the default languages for the whole process (its model loads once).
+
+    Watchlists are rebuilt on every configuration reload; sharing this keeps a reload from loading
+    the model again.
+    """
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = LanguageDetector()
+        return _shared

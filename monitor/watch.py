@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from classifiers.langid import LanguageDetector, language_hint
+from classifiers.langid import LanguageDetector, language_hint, shared_detector
 from config.query import BrandRule, Document, WatchlistMatcher, is_tagged
 from config.settings import BrandSettings
 from monitor.classify import classify_text
@@ -76,7 +76,7 @@ class Watchlist:
     def language_of(self, doc: Document) -> str | None:
         """The language the classifier will detect for this post (model loaded on first use)."""
         if self._detector is None:
-            self._detector = LanguageDetector()
+            self._detector = shared_detector()  # one model per process, not one per reload
         return self._detector.detect(classify_text(doc.title, doc.text))
 
     def _tag_candidates(self, mention: Mention) -> set[str]:
