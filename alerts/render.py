@@ -243,14 +243,16 @@ def _actions(item: AlertItem) -> dict[str, Any] | None:
     return {"type": "actions", "block_id": f"repmon:{item.alert_id}:actions", "elements": elements}
 
 
-def _state_line(item: AlertItem) -> str | None:
+def _state_line(item: AlertItem, *, bold: bool = True) -> str | None:
+    # The fallback text leaves the names plain; stripping "*" afterwards could alter a link in a name.
+    star = "*" if bold else ""
     parts = []
     if item.claimed_by:
-        parts.append(f"🙋 Claimed by *{escape_mrkdwn(item.claimed_by, 80)}*")
+        parts.append(f"🙋 Claimed by {star}{escape_mrkdwn(item.claimed_by, 80)}{star}")
     if item.handled_by:
-        parts.append(f"✅ Handled by *{escape_mrkdwn(item.handled_by, 80)}*")
+        parts.append(f"✅ Handled by {star}{escape_mrkdwn(item.handled_by, 80)}{star}")
     if item.dismissed_by:
-        parts.append(f"🚫 Marked not relevant by *{escape_mrkdwn(item.dismissed_by, 80)}*")
+        parts.append(f"🚫 Marked not relevant by {star}{escape_mrkdwn(item.dismissed_by, 80)}{star}")
     return " · ".join(parts) if parts else None
 
 
@@ -446,9 +448,9 @@ def _item_text(item: AlertItem, *, post_limit: int) -> str:
     text += f" {'Tagged' if m.tagged else 'Untagged'}. Why: {escape_mrkdwn(item.reason, 300)}"
     if item.scores is not None:
         text += f" ({format_scores(item.scores)})"
-    state = _state_line(item)
+    state = _state_line(item, bold=False)
     if state:
-        text += " " + state.replace("*", "")
+        text += " " + state
     return text
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import feedparser
 import pytest
 
-from alerts.digest import BrandDigest, build_digest
+from alerts.digest import BrandDigest, PostRef, build_digest
 from alerts.digest_chart import render_chart_png
 from alerts.digest_html import CSP, render_html
 from config.loader import parse_config
@@ -242,6 +242,24 @@ def test_report_content_on_the_seeded_week(tmp_path: Path) -> None:
     )
     assert "-99.8% vs previous period (402)" in dropped and "-100%" not in dropped
     db.dispose()
+
+
+def test_a_long_post_is_shortened_before_a_url_not_through_it(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'u.db'}")
+    upgrade(db)
+    seed_week(Seeder(db))
+    acme = build_digest(db, parse_config(CONFIG).settings, "Acme", WEEK.start, WEEK.end)
+    db.dispose()
+    url = "https://example.com/a_b/_/?x=1&y=2"
+    posts = tuple(
+        PostRef(mention_id=i, source="x", created_at=WEEK.start, text=text, followers=10 - i)
+        for i, text in enumerate([f"short {url}.", "v" * 380 + f" {url} tail", "w" * 395 + f" {url}"])
+    )
+    html = render_html([dataclasses.replace(acme, top_complaints=posts)], WEEK, charts=False)
+    text = "".join(parse(html).text)
+    assert f"short {url}." in text and "https://example.com/a_b/_/?x=1&amp;y=2." in html  # byte-exact
+    assert "v" * 380 + "…" in text and "w" * 395 + "…" in text  # the 400-character cut is before the URL
+    assert text.count("example.com") == 1
 
 
 def test_chart_png_is_a_real_image(hostile: Hostile) -> None:

@@ -253,3 +253,21 @@ def test_a_link_too_long_for_slack_is_left_out_not_cut(acme: BrandDigest) -> Non
     ]
     assert "<https://news.example/1?" in text and "“refund slow 2”" in text
     assert "news.example/2" not in text and text.count("<") == 1
+
+
+TEXT_URL = "https://example.com/a_b/_/?x=1&y=2"
+TEXT_LINK = "<https://example.com/a_b/_/?x=1&amp;y=2>"
+
+
+def test_links_in_post_text_are_whole_or_left_out(acme: BrandDigest) -> None:
+    def post(i: int, text: str) -> PostRef:
+        return PostRef(mention_id=i, source="x", created_at=WEEK.start, text=text, followers=10 - i)
+
+    # Quotes are cut at 160 (posts) and 100 (theme examples) characters: both limits fall in the link.
+    posts = (post(1, f"see {TEXT_URL}."), post(2, "z" * 140 + f" {TEXT_URL} tail"))
+    themes = (Theme("refund", 2, (post(3, "q" * 90 + f" {TEXT_URL}"),)),)
+    blocks = digest_blocks(dataclasses.replace(acme, top_complaints=posts, themes=themes))
+    text = "\n".join(_texts(blocks))
+    assert f"“see {TEXT_LINK}.”" in text  # byte-exact, "." left outside
+    assert "“" + "z" * 140 + "…”" in text and "“" + "q" * 90 + "…”" in text
+    assert text.count("example.com") == 1

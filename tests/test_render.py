@@ -244,8 +244,20 @@ def test_hostile_text_everywhere_renders_inert(payload: str) -> None:
         blocks = render_blocks(n)
         _check_limits(blocks)
         wire = json.dumps(blocks, ensure_ascii=False) + render_text(n) + render_update_text(n)
-        for needle in ("<!channel", "<!here", "<!everyone", "<@U123", "<#C123", "<!subteam", "<http://evil"):
+        for needle in (
+            "<!channel",
+            "<!here",
+            "<!everyone",
+            "<@U123",
+            "<#C123",
+            "<!subteam",
+            "<http://evil.example|",
+        ):
             assert needle not in wire
+        # A URL of the text may link to itself ("<http://evil.example>", where a label value was cut
+        # to "<http://evil.example"); no link but our source link has a label.
+        for token in re.findall(r"<https?:[^>]*>", wire):
+            assert "|" not in token or token.endswith("|X>"), token
         assert "\u202e" not in wire and "\x00" not in wire and "\x1b" not in wire
         assert not re.search(r"(?<!\w)@(?:channel|here|everyone)", wire)
         assert utf16_len(render_text(n)) <= 4000
@@ -258,6 +270,47 @@ def test_long_post_is_trimmed_with_ellipsis_and_bounded_lines() -> None:
     section = blocks[1]["text"]["text"]
     assert "…" in section
     assert section.count("\n>") <= 12
+
+
+# ---------------------------------------------------------------------------------------- URLs in posts
+
+POST_URL = "https://example.com/a_b/_/x*y~z?utm_source=x&id=1"
+POST_LINK = "<https://example.com/a_b/_/x*y~z?utm_source=x&amp;id=1>"
+
+
+def test_urls_in_a_post_are_byte_exact_links() -> None:
+    item = mention_item(text=f"Refund? See {POST_URL}. Or (https://example.com/_/)!", claimed_by="ann_")
+    n = notification(item)
+    post = render_blocks(n)[1]["text"]["text"]
+    assert f">Refund? See {POST_LINK}. Or (<https://example.com/_/>)!" in post
+    text = render_text(n)
+    assert f"See {POST_LINK}. Or (<https://example.com/_/>)!" in text
+
+
+@pytest.mark.parametrize("lead", [1150, 1170, 1190, 1195])
+def test_trimming_a_post_never_cuts_a_link(lead: int) -> None:
+    # The 1,200-character quote limit falls inside the link (or right at its start): it is left out.
+    item = mention_item(text="x" * lead + f" {POST_URL} more words after the link")
+    post = render_blocks(notification(item))[1]["text"]["text"]
+    assert post.endswith("x…") and "<" not in post and "example.com" not in post
+
+
+def test_fallback_and_samples_never_cut_a_link() -> None:
+    m = mention("x" * 960 + f" {POST_URL} more")
+    text = render_text(notification(mention_item(mention=m)))
+    assert "<https://example" not in text and "x…”" in text
+    sample = mention("y" * 250 + f" {POST_URL}")
+    blocks = render_blocks(notification(spike_item(incident=incident(samples=(sample,)))))
+    samples = next(t for t in _texts(blocks) if t.startswith("*Sample posts*"))
+    assert "y…" in samples and "<https://example" not in samples
+    whole = mention(f"short {POST_URL}")
+    blocks = render_blocks(notification(spike_item(incident=incident(samples=(whole,)))))
+    assert f">short {POST_LINK}" in "\n".join(_texts(blocks))
+
+
+def test_state_names_keep_their_links_in_the_fallback_text() -> None:
+    text = render_text(notification(mention_item(claimed_by="https://x.example/a*b")))
+    assert "Claimed by <https://x.example/a*b>" in text
 
 
 def test_fallback_text_is_plain_and_informative() -> None:
