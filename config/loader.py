@@ -11,7 +11,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from config.secrets import literal_secrets
-from config.settings import Settings
+from config.settings import Settings, SourceSettings, cross_field_problems
+from config.urls import http_url_problem, is_url_setting
 
 __all__ = ["ConfigError", "ConfigIssue", "LoadedConfig", "load_config", "parse_config"]
 
@@ -83,8 +84,11 @@ def parse_config(text: str, filename: str = "<config>", *, base_dir: Path | None
     issues.extend(ConfigIssue(filename, _line_of(root, s.loc), _dotted(s.loc), s.message) for s in secrets)
     # A literal `token:` is not a setting either; one clear error per line, not a second "unknown".
     explained = {s.loc for s in secrets if s.replaces_unknown}
+    # Every check below runs whatever the others found, so one pass reports every problem: the
+    # source types, source options, queries and cross-field checks read the raw YAML themselves.
+    settings: Settings | None = None
     try:
-        settings = Settings.model_validate(data)
+        settings = Settings.model_validate(data, context={"cross_checks": False})
     except ValidationError as exc:
         for error in exc.errors():
             loc = tuple(error["loc"])
@@ -94,30 +98,43 @@ def parse_config(text: str, filename: str = "<config>", *, base_dir: Path | None
                         filename, _line_of(root, loc), _dotted(loc), _explain(error, _node_at(root, loc))
                     )
                 )
-        raise ConfigError(issues) from None
+    issues.extend(
+        ConfigIssue(filename, _line_of(root, loc), _dotted(loc), message)
+        for loc, message in cross_field_problems(data)
+    )
     source_options: dict[str, BaseModel] = {}
-    issues.extend(_check_sources(settings, root, filename, base_dir, source_options, explained))
-    issues.extend(_check_queries(settings, root, filename))
-    if issues:
-        raise ConfigError(issues)
+    issues.extend(_check_sources(data, root, filename, base_dir, source_options, explained))
+    issues.extend(_check_queries(data, root, filename))
+    if issues or settings is None:
+        # in file order, as an operator fixes them (the sort is stable: same line, found order)
+        raise ConfigError(sorted(issues, key=lambda issue: issue.line or 0))
     return LoadedConfig(settings, source_options, Path(filename) if filename != "<config>" else None)
 
 
 def _check_sources(
-    settings: Settings,
+    data: dict[Any, Any],
     root: yaml.Node | None,
     filename: str,
     base_dir: Path | None,
     out: dict[str, BaseModel],
     explained: set[tuple[str | int, ...]],
 ) -> list[ConfigIssue]:
-    """Validate every source's type-specific options with the source's own model."""
+    """Validate every source's type and type-specific options (raw YAML) with the source's own model.
+
+    ``explained`` holds the literal secrets already reported, whose "unknown setting" is noise.
+    """
     from sources.registry import SOURCE_TYPES
 
     issues: list[ConfigIssue] = []
-    for index, source in enumerate(settings.sources):
-        cls: Any = SOURCE_TYPES.get(source.type)
+    sources = data.get("sources")
+    for index, source in enumerate(sources if isinstance(sources, list) else []):
+        if not isinstance(source, dict):
+            continue  # the settings model says what a source entry must look like
         loc: tuple[str | int, ...] = ("sources", index)
+        type_ = source.get("type")
+        if not isinstance(type_, str):
+            continue  # missing or not text: reported with the common settings
+        cls: Any = SOURCE_TYPES.get(type_)
         if cls is None:
             known = ", ".join(sorted(SOURCE_TYPES))
             issues.append(
@@ -125,28 +142,41 @@ def _check_sources(
                     filename,
                     _line_of(root, (*loc, "type")),
                     _dotted((*loc, "type")),
-                    f"unknown source type {source.type!r}; known types: {known}",
+                    f"unknown source type {type_!r}; known types: {known}",
                 )
             )
             continue
-        options = source.options()
+        options = {k: v for k, v in source.items() if k not in SourceSettings.model_fields}
         if (
             base_dir is not None
             and isinstance(options.get("path"), str)
             and not Path(options["path"]).is_absolute()
         ):
             options["path"] = str(base_dir / options["path"])
+        failed: set[tuple[str | int, ...]] = set()
         try:
-            out[source.name] = cls.Options.model_validate(options)
+            validated = cls.Options.model_validate(options)
         except ValidationError as exc:
             for error in exc.errors():
                 sub = (*loc, *error["loc"])
+                failed.add(sub)
                 if not _explained(error, sub, explained):
                     issues.append(
                         ConfigIssue(
                             filename, _line_of(root, sub), _dotted(sub), _explain(error, _node_at(root, sub))
                         )
                     )
+        else:
+            if isinstance(source.get("name"), str):
+                out[source["name"]] = validated
+        for key, value in options.items():
+            sub = (*loc, key)
+            if sub in failed or sub in explained:  # already reported; a secret is never echoed
+                continue
+            if isinstance(key, str) and is_url_setting(key) and isinstance(value, str):
+                problem = http_url_problem(value)
+                if problem is not None:
+                    issues.append(ConfigIssue(filename, _line_of(root, sub), _dotted(sub), problem))
     return issues
 
 
@@ -163,25 +193,35 @@ def _explained(error: Any, loc: tuple[Any, ...], explained: set[tuple[str | int,
     return error.get("type") == "extra_forbidden" and loc in explained
 
 
-def _check_queries(settings: Settings, root: yaml.Node | None, filename: str) -> list[ConfigIssue]:
-    """Compile every brand's query and exclusions so syntax errors stop start-up."""
+def _check_queries(data: dict[Any, Any], root: yaml.Node | None, filename: str) -> list[ConfigIssue]:
+    """Compile every brand's keywords, query and exclusions (raw YAML) so syntax errors stop start-up.
+
+    Values that are not text are skipped: the settings model reports them.
+    """
     from config.query import QuerySyntaxError, compile_keyword, compile_query
 
     issues: list[ConfigIssue] = []
-    for index, brand in enumerate(settings.brands):
+    brands = data.get("brands")
+    for index, brand in enumerate(brands if isinstance(brands, list) else []):
+        if not isinstance(brand, dict):
+            continue
+        fold = brand.get("fold_diacritics", True)
+        fold = fold if isinstance(fold, bool) else True
         candidates: list[tuple[tuple[str | int, ...], str]] = []
-        if brand.query:
-            candidates.append((("brands", index, "query"), brand.query))
-        candidates.extend((("brands", index, "exclude", i), q) for i, q in enumerate(brand.exclude))
-        for i, keyword in enumerate(brand.keywords):
+        if isinstance(brand.get("query"), str) and brand["query"]:
+            candidates.append((("brands", index, "query"), brand["query"]))
+        for key in ("exclude", "keywords"):
+            items = brand.get(key)
+            if isinstance(items, list):
+                candidates.extend(
+                    (("brands", index, key, i), item) for i, item in enumerate(items) if isinstance(item, str)
+                )
+        for loc, text in candidates:
             try:
-                compile_keyword(keyword, fold_diacritics=brand.fold_diacritics)
-            except QuerySyntaxError as exc:
-                kw_loc: tuple[str | int, ...] = ("brands", index, "keywords", i)
-                issues.append(ConfigIssue(filename, _line_of(root, kw_loc), _dotted(kw_loc), "\n" + str(exc)))
-        for loc, query in candidates:
-            try:
-                compile_query(query, fold_diacritics=brand.fold_diacritics)
+                if loc[2] == "keywords":
+                    compile_keyword(text, fold_diacritics=fold)
+                else:
+                    compile_query(text, fold_diacritics=fold)
             except QuerySyntaxError as exc:
                 issues.append(ConfigIssue(filename, _line_of(root, loc), _dotted(loc), "\n" + str(exc)))
     return issues

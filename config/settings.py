@@ -12,7 +12,18 @@ from datetime import time as dtime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from config.urls import database_url_problem, http_url
 
 __all__ = [
     "AlertSettings",
@@ -29,6 +40,7 @@ __all__ = [
     "SpikeRuleSettings",
     "StorageSettings",
     "Thresholds",
+    "cross_field_problems",
     "parse_duration",
 ]
 
@@ -58,6 +70,9 @@ def parse_duration(value: Any) -> float:
 #: Seconds, written in YAML as ``300``, ``5m``, ``1h`` ...
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
+#: An absolute http(s) URL with a host (a typo would otherwise fail at every request, retried forever).
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -72,9 +87,17 @@ class StorageSettings(_Model):
     )
     pool_size: int = Field(5, ge=1, le=100)
 
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, value: str) -> str:
+        problem = database_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
 
 class Thresholds(_Model):
-    """Per-brand alert thresholds (brand values override the global defaults)."""
+    """Alert thresholds: the global block, and a brand's own values over it (key by key)."""
 
     praise_min_positive: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = Field(
         "auto",
@@ -114,7 +137,9 @@ class BrandSettings(_Model):
         (), description="Competitor brands shown beside this one in digests."
     )
     channels: tuple[str, ...] = Field((), description="Slack channels for this brand's alerts.")
-    thresholds: Thresholds | None = None
+    thresholds: Thresholds | None = Field(
+        None, description="Values that differ from the global thresholds; the others are inherited."
+    )
     fold_diacritics: bool = True
 
     @field_validator("handles")
@@ -186,6 +211,13 @@ class ClassifierSettings(_Model):
         ),
     )
 
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if not re.fullmatch(r"cpu|auto|cuda(:\d+)?|mps", value):
+            raise ValueError(f"unknown device {value!r}; write cpu, auto, cuda or cuda:N (a GPU's number)")
+        return value
+
     @property
     def is_default(self) -> bool:
         """Whether :attr:`model` is the embedded default (``default`` or ``embedded``)."""
@@ -206,6 +238,11 @@ class ClassifierSettings(_Model):
         if self.dtype == "float16" and not is_hf:
             raise ValueError(
                 "dtype float16 is for transformers: models; the default runs float32 or bfloat16"
+            )
+        if self.is_default and self.device not in {"cpu", "auto"}:
+            raise ValueError(
+                f"device {self.device}: the default model runs on the CPU only; use device cpu, "
+                "or a transformers:<model> for a GPU"
             )
         return self
 
@@ -235,7 +272,7 @@ class SlackSettings(_Model):
     token_env: str = "SLACK_BOT_TOKEN"
     app_token_env: str = Field("SLACK_APP_TOKEN", description="App-level token for Socket Mode buttons.")
     webhook_url_env: str = "SLACK_WEBHOOK_URL"
-    api_url: str = Field(
+    api_url: HttpUrl = Field(
         "https://slack.com/api/", description="Slack Web API base URL (proxies, test servers)."
     )
     default_channel: str = "#webcare"
@@ -385,29 +422,70 @@ class Settings(_Model):
     daemon: DaemonSettings = DaemonSettings()
 
     @model_validator(mode="after")
-    def _cross_checks(self) -> Settings:
-        names = [b.name for b in self.brands]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"brand names must be unique; repeated: {', '.join(dupes)}")
-        sources = [s.name for s in self.sources]
-        dupes = sorted({n for n in sources if sources.count(n) > 1})
-        if dupes:
-            raise ValueError(f"source names must be unique; repeated: {', '.join(dupes)}")
-        known = set(names)
-        for brand in self.brands:
-            missing = [c for c in brand.compare_with if c not in known]
-            if missing:
-                raise ValueError(f"brand {brand.name!r}: compare_with names unknown brands {missing}")
+    def _cross_checks(self, info: ValidationInfo) -> Settings:
+        # The loader runs these itself on the raw YAML (context cross_checks=False), so that they
+        # are reported with their lines even when other settings are invalid.
+        if isinstance(info.context, dict) and info.context.get("cross_checks") is False:
+            return self
+        raw = self.model_dump(include={"brands", "sources"})
+        problems = cross_field_problems(raw)
+        if problems:
+            raise ValueError("; ".join(f"{'.'.join(map(str, loc))}: {message}" for loc, message in problems))
         return self
 
     def thresholds_for(self, brand: str) -> Thresholds:
-        """The thresholds that apply to ``brand`` (its own, else the global ones)."""
+        """The thresholds that apply to ``brand``: the global ones, with the values the brand sets."""
         for b in self.brands:
             if b.name == brand and b.thresholds is not None:
-                return b.thresholds
+                own = {key: getattr(b.thresholds, key) for key in b.thresholds.model_fields_set}
+                return self.thresholds.model_copy(update=own)
         return self.thresholds
 
     def brand(self, name: str) -> BrandSettings | None:
         """The brand called ``name``, if configured."""
         return next((b for b in self.brands if b.name == name), None)
+
+
+def cross_field_problems(data: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """Problems between brands and sources in configuration ``data`` (parsed YAML), each located.
+
+    Unique brand and source names, and ``compare_with`` naming configured brands. Works on the raw
+    mapping, so it still runs when other settings are invalid; entries it cannot read are skipped
+    (their own errors say why).
+    """
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    if not isinstance(data, dict):
+        return problems
+    brands = _items(data.get("brands"))
+    sources = _items(data.get("sources"))
+    for section, items, what in (("brands", brands, "brand"), ("sources", sources, "source")):
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                problems.append(
+                    ((section, index, "name"), f"{what} names must be unique; {name!r} is repeated")
+                )
+            seen.add(name)
+    known = {b["name"] for b in brands if isinstance(b, dict) and isinstance(b.get("name"), str)}
+    for index, brand in enumerate(brands):
+        others = brand.get("compare_with") if isinstance(brand, dict) else None
+        if not isinstance(others, list | tuple):
+            continue
+        for i, other in enumerate(others):
+            if isinstance(other, str) and other not in known:
+                choices = ", ".join(sorted(known)) or "none"
+                problems.append(
+                    (
+                        ("brands", index, "compare_with", i),
+                        f"unknown brand {other!r}; compare_with names configured brands ({choices})",
+                    )
+                )
+    return problems
+
+
+def _items(value: Any) -> list[Any]:
+    """The entries of a YAML list (an empty list for anything else)."""
+    return list(value) if isinstance(value, list | tuple) else []

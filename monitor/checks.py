@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,10 +15,21 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.loader import LoadedConfig
-from config.settings import BrandSettings
+from config.settings import BrandSettings, ClassifierSettings
+from config.urls import database_url_problem
 from monitor.db import Database, database_url, redact_url
 
-__all__ = ["broad_query_warnings", "credential_fields", "error_cause", "lossy_keyword_warnings", "run_checks"]
+__all__ = [
+    "broad_query_warnings",
+    "classifier_findings",
+    "credential_fields",
+    "error_cause",
+    "lossy_keyword_warnings",
+    "run_checks",
+]
+
+#: One line of the classifier report: True (fine), False (cannot work: exit 1), None (a warning).
+Finding = tuple[bool | None, str]
 
 
 def error_cause(exc: BaseException, url: str) -> str:
@@ -112,7 +125,14 @@ async def run_checks(
 
     url = database_url(settings.storage, env)
     new_file = _missing_sqlite_file(url)
-    if new_file is not None:
+    url_problem = database_url_problem(url)  # storage.url is checked on load; url_env's value is not
+    if url_problem is not None:
+        ok = False
+        out.print(
+            f"[red]✗[/] database URL {escape(redact_url(url))} cannot be used: {escape(url_problem)}",
+            highlight=False,
+        )
+    elif new_file is not None:
         # checking creates nothing: a typo in the path would otherwise leave a new, empty
         # database behind and be reported reachable
         out.print(
@@ -176,10 +196,14 @@ async def run_checks(
 
     slack = settings.slack
     if env.get(slack.token_env):
-        line = f"[green]✓[/] Slack bot token set ({slack.token_env}); API {slack.api_url}"
+        line = f"Slack bot token set ({slack.token_env}); API {escape(slack.api_url)}"
+        accepted = True
         if online:
-            line += " — " + await _probe_slack(env[slack.token_env], slack.api_url)
-        out.print(line)
+            accepted, answer = await _probe_slack(env[slack.token_env], slack.api_url)
+            line += " — " + answer
+        # a token Slack refuses (or a Slack that cannot be reached) is as bad as none: exit 1
+        ok = ok and accepted
+        out.print(("[green]✓[/] " if accepted else "[red]✗[/] ") + line, highlight=False)
     elif env.get(slack.webhook_url_env):
         out.print(f"[green]✓[/] Slack incoming webhook set ({slack.webhook_url_env})")
     else:
@@ -195,7 +219,129 @@ async def run_checks(
             ok = False
             out.print(f"[red]✗[/] classifier.heads {c.heads} is not a readable file")
     out.print(line)
+    for good, message in classifier_findings(c, env, online=online):
+        mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[yellow]![/]"}[good]
+        out.print(f"{mark} {escape(message)}", highlight=False, soft_wrap=True)
+        ok = ok and good is not False
     return ok
+
+
+def classifier_findings(
+    c: ClassifierSettings, env: Mapping[str, str], *, online: bool = False
+) -> list[Finding]:
+    """Whether the configured classifier can load here, found without loading it.
+
+    A ``transformers:`` model needs torch and transformers, and its model where the backend looks
+    for it: a local directory (a path), or a hub id in the local Hugging Face cache, or one it can
+    download (checked against the hub only with ``online``). A ``cuda`` device needs a GPU torch
+    can use. The default model's device is checked when the configuration loads.
+    """
+    if not c.is_transformers:
+        return []
+    findings: list[Finding] = []
+    missing = [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
+    if missing:
+        return [
+            (
+                False,
+                f"classifier {c.model}: needs {' and '.join(missing)} installed (pip install 'repmon[ml]')",
+            )
+        ]
+    if c.device.startswith("cuda"):
+        findings.append(_device_finding(c.device, _cuda_device_count()))
+    elif c.device == "auto":
+        gpus = _cuda_device_count()
+        findings.append(
+            (True, f"classifier.device auto: runs on {'the GPU (cuda)' if gpus else 'the CPU (no GPU)'}")
+        )
+    findings.append(_model_finding(c.model.strip().partition(":")[2].strip(), env, online=online))
+    return findings
+
+
+def _device_finding(device: str, gpus: int | None) -> Finding:
+    """Whether ``cuda``/``cuda:N`` exists for torch (``gpus`` None: torch cannot tell)."""
+    index = int(device.partition(":")[2] or 0)
+    if not gpus:
+        why = (
+            "torch cannot use CUDA"
+            if gpus is None
+            else "no GPU is available to torch (torch.cuda.is_available() is false)"
+        )
+        return False, f"classifier.device {device}: {why}; set device: cpu (or auto) on this machine"
+    if index >= gpus:
+        return False, f"classifier.device {device}: this machine has {gpus} GPU(s), cuda:0 to cuda:{gpus - 1}"
+    return True, f"classifier.device {device}: GPU available"
+
+
+def _cuda_device_count() -> int | None:
+    """How many CUDA GPUs torch sees (None when torch cannot be imported). Imports torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    try:
+        return int(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+    except RuntimeError:  # a broken driver install: as unusable as no GPU
+        return 0
+
+
+def _model_finding(model: str, env: Mapping[str, str], *, online: bool) -> Finding:
+    """Where the transformers backend would find ``model``, resolved as it does (see TorchTextModel)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return True, f"classifier model {model}: local directory"
+        return (
+            False,
+            f"classifier model {model}: the directory has no config.json; it is not a Hugging Face model",
+        )
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        what = "is a file, not a model directory" if path.exists() else "no such directory"
+        return False, f"classifier model {model}: {what} (and not a Hugging Face model id)"
+    if _hub_cached(model, env):
+        return True, f"classifier model {model}: in the local Hugging Face cache"
+    if env.get("HF_HUB_OFFLINE", "") not in {"", "0"}:
+        return False, (
+            f"classifier model {model}: not in the local Hugging Face cache, and HF_HUB_OFFLINE is set: "
+            "it cannot be loaded; download it first (hf download MODEL) or point model at a local directory"
+        )
+    if not online:
+        return None, (
+            f"classifier model {model}: not in the local Hugging Face cache; the daemon downloads it from "
+            "huggingface.co when it first loads the classifier, which needs network access (check with "
+            "--online, or download it first: hf download MODEL, or point model at a local directory)"
+        )
+    problem = _hub_problem(model)
+    if problem is not None:
+        return False, f"classifier model {model}: not in the local Hugging Face cache and {problem}"
+    return True, f"classifier model {model}: on huggingface.co, downloaded when the classifier first loads"
+
+
+def _hub_cached(model: str, env: Mapping[str, str]) -> bool:
+    """Whether the model's config is in the Hugging Face cache the backend reads (HF_HUB_CACHE, HF_HOME)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache = env.get("HF_HUB_CACHE") or (os.path.join(env["HF_HOME"], "hub") if env.get("HF_HOME") else None)
+    return isinstance(try_to_load_from_cache(model, "config.json", cache_dir=cache), str)
+
+
+def _hub_problem(model: str) -> str | None:
+    """Why ``model`` cannot be downloaded from the hub (None when it can). Contacts huggingface.co."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(model, timeout=15)
+    except RepositoryNotFoundError:
+        return "huggingface.co has no such model (or it is private)"
+    except Exception as exc:  # noqa: BLE001 - the hub client's network errors differ by version; any means "not now"
+        return f"huggingface.co cannot be reached to download it: {type(exc).__name__}: {exc}"
+    return None
 
 
 def _readable(path: object) -> bool:
@@ -241,15 +387,19 @@ async def _probe_sources(config: LoadedConfig, env: Mapping[str, str]) -> dict[s
     return results
 
 
-async def _probe_slack(token: str, api_url: str) -> str:
+async def _probe_slack(token: str, api_url: str) -> tuple[bool, str]:
+    """Call auth.test once: whether Slack accepts the token, and what it said (rich markup)."""
+    import aiohttp
     from slack_sdk.errors import SlackApiError
     from slack_sdk.web.async_client import AsyncWebClient
 
-    client = AsyncWebClient(token=token, base_url=api_url)
+    client = AsyncWebClient(token=token, base_url=api_url, timeout=30)
     try:
         response = await client.auth_test()
-        return f"[green]authenticated as {response.get('user')} in {response.get('team')}[/]"
     except SlackApiError as exc:
-        return f"[red]auth.test failed: {exc.response.get('error')}[/]"
-    except OSError as exc:
-        return f"[red]unreachable: {type(exc).__name__}[/]"
+        error = escape(str(exc.response.get("error") or exc.response.status_code))
+        return False, f"[red]auth.test failed: {error} (Slack refused the token)[/]"
+    except (OSError, aiohttp.ClientError, TimeoutError) as exc:
+        return False, f"[red]unreachable: {escape(type(exc).__name__)}: {escape(str(exc))}[/]"
+    user, team = escape(str(response.get("user"))), escape(str(response.get("team")))
+    return True, f"[green]authenticated as {user} in {team}[/]"

@@ -49,7 +49,9 @@ def status_report(config: LoadedConfig) -> dict[str, Any]:
             "last_success_at": h.last_success_at,
             "consecutive_failures": h.consecutive_failures,
             "last_error": h.last_error,
+            "last_error_at": h.last_error_at,
             "disabled": h.disabled_reason,
+            "problem": _problem(h),
             "mentions_total": h.mentions_total,
             "skipped_total": h.skipped_total,
         }
@@ -64,7 +66,9 @@ def status_report(config: LoadedConfig) -> dict[str, Any]:
             "last_success_at": None,
             "consecutive_failures": 0,
             "last_error": "not polled yet",
+            "last_error_at": None,
             "disabled": None,
+            "problem": "not polled yet",
             "mentions_total": 0,
             "skipped_total": 0,
         }
@@ -84,6 +88,19 @@ def status_report(config: LoadedConfig) -> dict[str, Any]:
     }
 
 
+def _problem(health: models.SourceHealth) -> str | None:
+    """What is wrong with a source now: why it is disabled, or its error while it keeps failing.
+
+    ``last_error`` stays in the row after the source recovers (it is history, shown in ``--json``);
+    a source whose last poll succeeded has no problem.
+    """
+    if health.disabled_reason:
+        return health.disabled_reason
+    if health.consecutive_failures > 0:
+        return health.last_error
+    return None
+
+
 def print_status(report: dict[str, Any], out: Console) -> None:
     """Render the status report as tables."""
     table = Table(
@@ -97,7 +114,7 @@ def print_status(report: dict[str, Any], out: Console) -> None:
             str(s["consecutive_failures"]),
             str(s["mentions_total"]),
             str(s["skipped_total"]),
-            s["disabled"] or s["last_error"] or "",
+            s["problem"] or "",
         )
     out.print(table)
     q = report["queues"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -301,3 +302,130 @@ def test_check_warns_about_a_query_without_positive_terms(tmp_path: Path) -> Non
         app, ["check", "--config", str(fine)], env={"REPMON_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
     )
     assert "none of its words" not in " ".join(result.output.split())
+
+
+def test_brand_thresholds_override_only_the_values_they_set() -> None:
+    text = GOOD.replace(
+        'keywords: ["acme"]', 'keywords: ["acme"]\n    thresholds:\n      praise_min_positive: 0.8'
+    )
+    text += "  - name: Other\n    type: rss\n    url: https://example.org/o.xml\n"
+    text += "thresholds:\n  complaint_min: 0.95\n  large_account_followers: 50000\n"
+    text = text.replace("sources:", "  - name: Plain\n    keywords: [plain]\nsources:")
+    settings = parse_config(text, "t.yaml").settings
+    own = settings.thresholds_for("Acme")
+    assert own.praise_min_positive == 0.8  # the brand's own value
+    assert own.complaint_min == 0.95 and own.large_account_followers == 50000  # the global block's
+    assert own.complaint_min_reach == 0  # set nowhere: the built-in default
+    plain = settings.thresholds_for("Plain")
+    assert plain.praise_min_positive == "auto" and plain.complaint_min == 0.95
+
+
+def test_example_config_brand_thresholds_inherit_the_global_block() -> None:
+    example = (REPO / "config" / "example.yaml").read_text(encoding="utf-8")
+    example = example.replace("large_account_followers: 10000", "large_account_followers: 50000")
+    settings = parse_config(example, "e.yaml").settings
+    own = settings.thresholds_for("Spoorweg Noord")
+    assert own.large_account_followers == 50000 and own.complaint_min == 0.7
+    assert settings.thresholds_for("Spoorlijn Zuid").complaint_min == 0.6
+
+
+@pytest.mark.parametrize(
+    ("url", "fix"),
+    [
+        ("htp:/127.0.0.1:8701/a.xml", "the scheme 'htp' is not http or https"),
+        ('"not a url"', "is not a URL (it contains spaces)"),
+        ('""', "empty URL; write a full URL like https://"),
+        ("example.org/feed.xml", "has no scheme; write https://example.org/feed.xml"),
+        ("http:/example.org/feed.xml", "has no host; write http://example.org/feed.xml"),
+        ("file:///tmp/feed.xml", "only http:// and https:// URLs are fetched"),
+    ],
+)
+def test_source_urls_must_be_http_urls_with_a_host(url: str, fix: str) -> None:
+    issues = _issues(GOOD.replace("url: https://example.org/feed.xml", f"url: {url}"))
+    assert any(i.startswith("bad.yaml:9: sources[0].url: ") and fix in i for i in issues), issues
+
+
+def test_other_source_url_options_are_checked_too() -> None:
+    text = GOOD + "  - name: toots\n    type: mastodon\n    instance_url: mastodon.social\n    tags: [acme]\n"
+    issues = _issues(text)
+    assert any(
+        i.startswith("bad.yaml:13: sources[1].instance_url: ") and "write https://mastodon.social" in i
+        for i in issues
+    ), issues
+
+
+def test_slack_api_url_must_be_an_http_url() -> None:
+    issues = _issues(GOOD + "slack:\n  api_url: slack.com/api\n")
+    assert issues == [
+        "bad.yaml:12: slack.api_url: 'slack.com/api' has no scheme; write https://slack.com/api"
+    ]
+    ok = parse_config(GOOD + "slack:\n  api_url: http://127.0.0.1:8702/api/\n", "ok.yaml")
+    assert ok.settings.slack.api_url == "http://127.0.0.1:8702/api/"
+
+
+@pytest.mark.parametrize(
+    ("url", "fix"),
+    [
+        ("postgres://repmon:pw@db/repmon", "postgres:// is not a database scheme SQLAlchemy knows; write postgresql+psycopg://"),
+        ("postgresql+psycopg2://repmon@db/repmon", "the PostgreSQL driver 'psycopg2' that postgresql+psycopg2:// uses is not installed"),
+        ("mysql://repmon@db/repmon", "repmon stores its data in SQLite or PostgreSQL, not 'mysql'"),
+        ("var/repmon.db", "not a database URL; write e.g. sqlite:///var/repmon.db"),
+    ],
+)  # fmt: skip
+def test_storage_url_must_be_usable(url: str, fix: str) -> None:
+    if "psycopg2" in url and importlib.util.find_spec("psycopg2") is not None:
+        pytest.skip("psycopg2 is installed here")
+    issues = _issues(GOOD + f"storage:\n  url: {url}\n")
+    assert any(i.startswith("bad.yaml:12: storage.url: ") and fix in i for i in issues), issues
+    assert not any(":pw@" in i for i in issues)
+
+
+def test_classifier_device_is_checked_on_load() -> None:
+    issues = _issues(GOOD + "classifier:\n  device: gpu\n")
+    assert any("bad.yaml:12: classifier.device: unknown device 'gpu'" in i for i in issues), issues
+    issues = _issues(GOOD + "classifier:\n  model: default\n  device: cuda\n")
+    assert any(
+        "bad.yaml:11: classifier:" in i and "the default model runs on the CPU only" in i for i in issues
+    )
+    assert parse_config(GOOD + "classifier:\n  model: transformers:/m\n  device: cuda:1\n", "ok.yaml")
+
+
+MANY_PROBLEMS = """\
+brands:
+  - name: Acme
+    keywords: ["acme"]
+    query: 'acme AND (rail OR'
+    compare_with: ["Nope"]
+    channels: webcare
+  - name: Acme
+    keywords: ["acme2"]
+sources:
+  - name: news
+    type: rsss
+    url: https://example.org/feed.xml
+  - name: feed
+    type: rss
+    url: htp:/127.0.0.1:8701/a.xml
+    interval: soon
+alerts:
+  group_wiat: 30s
+"""
+
+
+def test_every_problem_is_reported_in_one_pass_with_its_line() -> None:
+    # The settings model fails (channels, interval, group_wiat): the source type, the query, the
+    # unknown compare_with brand, the duplicate name and the URL are still reported, each on its line.
+    issues = _issues(MANY_PROBLEMS)
+    expected = [
+        "bad.yaml:4: brands[0].query:",
+        "bad.yaml:5: brands[0].compare_with[0]: unknown brand 'Nope'",
+        "bad.yaml:6: brands[0].channels: a list is expected",
+        "bad.yaml:7: brands[1].name: brand names must be unique; 'Acme' is repeated",
+        "bad.yaml:11: sources[0].type: unknown source type 'rsss'",
+        "bad.yaml:15: sources[1].url: 'htp:/127.0.0.1:8701/a.xml': the scheme 'htp'",
+        "bad.yaml:16: sources[1].interval: 'soon' is not a duration",
+        "bad.yaml:18: alerts.group_wiat: unknown setting",
+    ]
+    assert len(issues) == len(expected), issues
+    for issue, start in zip(issues, expected, strict=True):
+        assert issue.startswith(start), (start, issues)
