@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO, get_args
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, get_args
 
 import typer
 from rich.console import Console
@@ -26,6 +27,7 @@ from config.settings import parse_duration
 if TYPE_CHECKING:
     from prometheus_client import Counter
 
+    from monitor.db import Database
     from monitor.runtime import CycleSummary, Runtime
 
 __all__ = ["app", "main"]
@@ -79,42 +81,103 @@ def _load(path: Path, option: str = "--config") -> LoadedConfig:
         raise typer.Exit(2) from None
 
 
+def _database_error_types() -> tuple[type[BaseException], ...]:
+    """What opening or using the database raises when the operator may have something to fix.
+
+    SQLAlchemy's operational and schema errors, an unusable URL (ArgumentError, NoSuchModuleError),
+    a database driver that is not installed (ImportError) and a SQLite directory that cannot be
+    created (OSError); :func:`_report_database_error` decides which of them really are the operator's.
+    """
+    from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+
+    return (OperationalError, ProgrammingError, ArgumentError, ImportError, OSError)
+
+
 @contextmanager
 def _database_errors(config: LoadedConfig) -> Iterator[None]:
-    """Turn a database without tables, or one that cannot be reached, into one line and exit 1.
+    """Turn a database without tables, or one that cannot be reached or used, into one line and exit 1.
 
     Every command that reads or writes the database runs inside this, so an operator sees what to
     do instead of a SQLAlchemy traceback, and never the database password.
     """
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    from monitor.checks import error_cause
-    from monitor.db import database_url, redact_url
-
     try:
         yield
-    except (OperationalError, ProgrammingError) as exc:
-        url = database_url(config.settings.storage)
-        if _missing_schema(exc):
-            err.print(
-                f"the database {redact_url(url)} has no tables yet; run `repmon db upgrade` first",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-        elif isinstance(exc, OperationalError):
-            err.print(
-                f"database {redact_url(url)} unreachable: {error_cause(exc, url)}",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
-            )
-        else:
+    except _database_error_types() as exc:
+        if not _report_database_error(exc, config):
             raise  # a malformed statement is a bug, not an operator's problem: keep the traceback
         raise typer.Exit(1) from None
 
 
-def _missing_schema(exc: Exception) -> bool:
+def _report_database_error(exc: BaseException, config: LoadedConfig) -> bool:
+    """Print what the operator can do about ``exc``; False when it is not theirs to fix (a bug)."""
+    from sqlalchemy.exc import OperationalError
+
+    from config.urls import database_url_problem
+    from monitor.checks import error_cause
+    from monitor.db import database_url, redact_url
+
+    url = database_url(config.settings.storage)
+    if isinstance(exc, OSError):
+        folder = _sqlite_folder(url)
+        if folder is None or exc.filename is None or not folder.is_relative_to(Path(exc.filename)):
+            return False  # not about the database (a file of another setting, the network …)
+        text = f"database {redact_url(url)} cannot be created in {folder}: {exc.strerror or exc}"
+    elif not isinstance(exc, OperationalError) and not _missing_schema(exc):
+        # an unusable URL (postgres://, a driver not installed), most likely from url_env, which
+        # is read at run time: storage.url itself is checked when the configuration loads
+        problem = database_url_problem(url)
+        if problem is None:
+            return False
+        text = f"database URL {redact_url(url)} cannot be used: {problem}"
+    elif _missing_schema(exc):
+        text = f"the database {redact_url(url)} has no tables yet; run `repmon db upgrade` first"
+    else:
+        text = f"database {redact_url(url)} unreachable: {error_cause(exc, url)}"
+    err.print(text, markup=False, highlight=False, soft_wrap=True)
+    return True
+
+
+def _sqlite_folder(url: str) -> Path | None:
+    """The folder of a SQLite database file (None for other databases and in-memory ones)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - an unusable URL has no folder; its own error says why
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database).absolute().parent
+
+
+def _database(config: LoadedConfig) -> Database:
+    """The configured database (no connection yet); a URL that cannot be used is one line and exit 1."""
+    from monitor.db import Database, database_url
+
+    with _database_errors(config):
+        return Database(database_url(config.settings.storage))
+
+
+def _with_database_errors(command: Callable[..., None]) -> Callable[..., None]:
+    """``command``, which loads its own ``--config``, with database problems as one line and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except _database_error_types() as exc:
+            try:
+                config = load_config(kwargs["config"])
+            except (KeyError, ConfigError):
+                raise exc from None
+            if not _report_database_error(exc, config):
+                raise
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _missing_schema(exc: BaseException) -> bool:
     """Whether a database error says a table does not exist (SQLite, PostgreSQL 42P01)."""
     orig = getattr(exc, "orig", None)
     if "42P01" in (getattr(orig, "sqlstate", None), getattr(orig, "pgcode", None)):
@@ -134,7 +197,10 @@ def _runtime(config: LoadedConfig, *, upgrade: bool = True, console: TextIO | No
     from monitor.notify import build_notifier
     from monitor.runtime import Runtime
 
-    runtime = Runtime(config, notifier=build_notifier(config.settings, os.environ, stream=console))
+    # A factory, not a receiver: a reload that changes alerts.*/slack.* builds a new one.
+    runtime = Runtime(
+        config, notifier_factory=lambda settings: build_notifier(settings, os.environ, stream=console)
+    )
     if upgrade:
         db_upgrade(runtime.db)
     return runtime
@@ -158,7 +224,8 @@ def run(
     if unknown:
         err.print(f"unknown role(s): {', '.join(sorted(unknown))}; use poll, classify, alert or all")
         raise typer.Exit(2)
-    runtime = _runtime(loaded)
+    with _database_errors(loaded):
+        runtime = _runtime(loaded)
 
     async def main_() -> None:
         extra = []
@@ -209,7 +276,17 @@ def once(
         "spike_events": summary.spike_events,
         "failed_sources": summary.failed_sources,
         "errors": errors,
+        "classifier_error": summary.classifier_error,
     }
+    if summary.classifier_error:
+        # Never scored as 'neutral': the mentions wait for a classifier that loads.
+        err.print(
+            f"classifier unavailable: {summary.classifier_error}; new mentions stay unscored "
+            "(check classifier.* in the configuration)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if as_json:
         print(json.dumps(result))
     else:
@@ -226,7 +303,7 @@ def once(
                 highlight=False,
             )
     # Cron and scripts see a failed run: all work is done and summarised first, then exit 1.
-    raise typer.Exit(1 if summary.failed_sources or delivery_failures else 0)
+    raise typer.Exit(1 if summary.failed_sources or delivery_failures or summary.classifier_error else 0)
 
 
 def _counter_total(counter: Counter) -> int:
@@ -254,11 +331,11 @@ def check(
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = DEFAULT_CONFIG, revision: str = "head") -> None:
     """Create or migrate the database schema (idempotent)."""
-    from monitor.db import Database, database_url, redact_url
+    from monitor.db import redact_url
     from monitor.migrate import upgrade
 
     loaded = _load(config)
-    db = Database(database_url(loaded.settings.storage))
+    db = _database(loaded)
     with _database_errors(loaded):
         upgrade(db, revision)
     out.print(f"database {redact_url(db.url)} is at revision {revision}")
@@ -345,7 +422,6 @@ def silence_add(
 ) -> None:
     """Silence alerts whose labels match, until the duration expires."""
     from monitor import models
-    from monitor.db import Database, database_url
 
     matchers = _parse_matchers(match)
     try:
@@ -356,7 +432,7 @@ def silence_add(
     loaded = _load(config)
     for warning in _matcher_warnings(matchers, [b.name for b in loaded.settings.brands]):
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
-    db = Database(database_url(loaded.settings.storage))
+    db = _database(loaded)
     now = datetime.now(UTC)
     with _database_errors(loaded), db.session() as session:
         silence = models.Silence(
@@ -430,10 +506,9 @@ def silence_list(
     from sqlalchemy import select
 
     from monitor import models
-    from monitor.db import Database, database_url
 
     loaded = _load(config)
-    db = Database(database_url(loaded.settings.storage))
+    db = _database(loaded)
     now = datetime.now(UTC)
     table = Table("id", "matchers", "until (UTC)", "by", "comment")
     with _database_errors(loaded), db.session() as session:
@@ -455,10 +530,9 @@ def silence_list(
 def silence_expire(silence_id: int, config: ConfigOption = DEFAULT_CONFIG) -> None:
     """End a silence now."""
     from monitor import models
-    from monitor.db import Database, database_url
 
     loaded = _load(config)
-    db = Database(database_url(loaded.settings.storage))
+    db = _database(loaded)
     with _database_errors(loaded), db.session() as session:
         silence = session.get(models.Silence, silence_id)
         if silence is None:
@@ -477,10 +551,9 @@ def alerts_failed(
     from sqlalchemy import select
 
     from monitor import models
-    from monitor.db import Database, database_url
 
     loaded = _load(config)
-    db = Database(database_url(loaded.settings.storage))
+    db = _database(loaded)
     table = Table("id", "raised (UTC)", "brand", "kind", "channel", "attempts", "last error")
     with _database_errors(loaded), db.session() as session:
         rows = session.execute(
@@ -512,11 +585,10 @@ def alerts_retry(
     from sqlalchemy import select
 
     from monitor import models
-    from monitor.db import Database, database_url
     from monitor.outbox import retry_failed
 
     loaded = _load(config)
-    db = Database(database_url(loaded.settings.storage))
+    db = _database(loaded)
     with _database_errors(loaded):
         if ids:
             # Say which of the given ids cannot be retried (unknown, or not parked as failed).
@@ -562,11 +634,10 @@ def feedback_export(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Export the team's "wrong sentiment" corrections as training data for `repmon train --feedback`."""
-    from monitor.db import Database, database_url
     from monitor.feedback import export_feedback
 
     loaded = _load(config)
-    db = Database(database_url(loaded.settings.storage))
+    db = _database(loaded)
     with _database_errors(loaded):
         count = export_feedback(db, output)
     out.print(f"wrote {count} corrections to {output}")
@@ -618,7 +689,7 @@ def _mount_optional() -> None:
         log.debug("digest command unavailable: %s", exc)
     else:
         app.command("digest", help="Build the sentiment digest for a period (HTML and/or Slack).")(
-            digest_command
+            _with_database_errors(digest_command)
         )
 
 

@@ -3,6 +3,7 @@
 Home Assistant's DataUpdateCoordinator, adapted: interval with jitter; exponential backoff with
 jitter on transient errors; the server's own reset time on rate limits; auth failures disable the
 source and raise one ops alert; a failure is logged once when it starts and once on recovery.
+A poll that does not finish within :func:`poll_deadline` is cut off as a transient failure.
 A :class:`PollLimiter` shared by a daemon's coordinators bounds how many sources poll at once.
 """
 
@@ -35,9 +36,10 @@ from sources.base import (
     RateLimitedError,
     Source,
     SourceError,
+    TransientError,
 )
 
-__all__ = ["PollLimiter", "PollOutcome", "SourceCoordinator"]
+__all__ = ["PollLimiter", "PollOutcome", "SourceCoordinator", "poll_deadline"]
 
 log = logging.getLogger("repmon.sources")
 
@@ -45,6 +47,25 @@ log = logging.getLogger("repmon.sources")
 BASE_BACKOFF = 30.0
 #: Delay before fetching the next page when a source says more is waiting.
 MORE_DELAY = 0.2
+#: Shortest time a whole poll may take before it is cut off (see :func:`poll_deadline`).
+POLL_DEADLINE_MIN = 120.0
+
+
+def poll_deadline(source: Source) -> float:
+    """Seconds one poll of ``source`` may take in all before it is cut off as a transient failure.
+
+    Each request is bounded by the source's ``timeout``; a poll makes several (pages, streams, a
+    token), so it gets twice its page budget plus one in request timeouts, and at least
+    :data:`POLL_DEADLINE_MIN`. This is a safety net: it keeps one stuck source from holding its
+    schedule, a poll slot and ``repmon once`` forever, whatever it is stuck on.
+    """
+    options = getattr(source, "options", None)
+    timeout = getattr(options, "timeout", None)
+    pages = getattr(options, "max_pages", None)
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        return POLL_DEADLINE_MIN
+    requests = 2 * (pages if isinstance(pages, int) and pages > 0 else 1) + 1
+    return max(POLL_DEADLINE_MIN, float(timeout) * requests)
 
 
 @dataclass(slots=True)
@@ -105,6 +126,7 @@ class SourceCoordinator:
         lease_ttl: float = 60.0,
         max_backoff: float = 3600.0,
         limiter: PollLimiter | None = None,
+        poll_timeout: float | None = None,
     ) -> None:
         self.source = source
         self.name = source_settings.name
@@ -119,6 +141,8 @@ class SourceCoordinator:
         self.lease_ttl = lease_ttl
         self.max_backoff = max_backoff
         self.limiter = limiter or PollLimiter(None)
+        #: Seconds a whole poll may take (requests are bounded one by one by the source itself).
+        self.poll_timeout = poll_timeout if poll_timeout is not None else poll_deadline(source)
         self.failures = 0
         self.disabled: str | None = None
         self.next_poll_at: datetime | None = None
@@ -138,6 +162,18 @@ class SourceCoordinator:
                 # (new credentials); a restart re-tries once so fixed env vars are picked up.
                 row.disabled_reason = None
         self._health_ready = True  # only once the row is committed (the database may be down)
+
+    def retry_after_reload(self) -> bool:
+        """Poll again a source disabled for its credentials or settings: a reload may have fixed them.
+
+        True when it was disabled. Its next poll clears ``disabled_reason`` in the health row; a
+        source that answered 410 Gone stays off until its own configuration changes.
+        """
+        if self.disabled not in ("auth", "not_configured"):
+            return False
+        self.disabled = None
+        self._health_ready = False
+        return True
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -275,7 +311,15 @@ class SourceCoordinator:
                 self.name, ok=True, delay=min(self.lease_ttl, self.interval_delay()), leased_elsewhere=True
             )
         try:
-            result = await self.source.poll(cursor)
+            async with asyncio.timeout(self.poll_timeout) as budget:
+                result = await self.source.poll(cursor)
+        except TimeoutError as exc:
+            if not budget.expired():
+                log.exception("source %s raised an unexpected error", self.name)
+                return await asyncio.to_thread(self._failed, "unexpected", exc, now)
+            # Stuck somewhere no request timeout reaches: a transient failure, retried with backoff.
+            cut = TransientError(f"poll did not finish within {self.poll_timeout:g}s and was cut off")
+            return await asyncio.to_thread(self._failed, "transient", cut, now)
         except RateLimitedError as exc:
             delay = exc.retry_after if exc.retry_after is not None else self.backoff_delay()
             return await asyncio.to_thread(self._failed, "rate_limited", exc, now, max(delay, 1.0))
@@ -365,7 +409,7 @@ class SourceCoordinator:
                 kind="ops",
                 severity="critical",
                 title=f"Source {self.name} stopped: {'credentials missing or refused' if reason == 'auth' else 'not configured'}",
-                reason=f"{exc}. Fix the credentials or settings and reload (SIGHUP) or restart repmon.",
+                reason=f"{exc}. Fix the credentials or settings and reload (SIGHUP), or restart repmon for environment variables.",
                 labels={"kind": "ops", "source": self.name, "severity": "critical"},
                 source=self.source.kind,
                 event="ops",

@@ -22,10 +22,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from classifiers.base import ClassifierError
 from config.loader import ConfigError, LoadedConfig, load_config
 from monitor import models
-from monitor.coordinator import _sleep_or_stop
-from monitor.runtime import Runtime
+from monitor.coordinator import SourceCoordinator, _sleep_or_stop
+from monitor.health import health_report
+from monitor.logs import FailureLog
+from monitor.runtime import ClassifierUnavailableError, Runtime
 
-__all__ = ["Daemon"]
+__all__ = ["Daemon", "health_report"]
 
 log = logging.getLogger("repmon.daemon")
 
@@ -50,7 +52,12 @@ class Daemon:
         self.stop = asyncio.Event()
         #: Set when a poll stored new mentions: the processing loop wakes at once instead of idling.
         self.work = asyncio.Event()
+        #: Per source: its task, the coordinator it runs and the event that stops it between polls.
         self._source_tasks: dict[str, asyncio.Task[None]] = {}
+        self._source_runs: dict[str, tuple[SourceCoordinator, asyncio.Event]] = {}
+        #: Tasks of replaced or removed sources that finish their poll in flight before they end.
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._reload_lock = asyncio.Lock()
         self._extra = list(extra_tasks or [])
         self._mtime = config_path.stat().st_mtime if config_path and config_path.exists() else None
         self.health_port: int | None = None
@@ -87,7 +94,9 @@ class Daemon:
         await self.stop.wait()
         timeout = self.runtime.settings.daemon.shutdown_timeout
         log.info("shutting down (finishing in-flight work, at most %.0fs)", timeout)
-        everything = [*tasks, *self._source_tasks.values()]
+        for _coordinator, source_stop in self._source_runs.values():
+            source_stop.set()
+        everything = [*tasks, *self._source_tasks.values(), *self._retiring]
         _done, pending = await asyncio.wait(everything, timeout=timeout) if everything else (set(), set())
         for task in pending:
             task.cancel()
@@ -108,25 +117,40 @@ class Daemon:
         asyncio.get_running_loop().create_task(self.reload("SIGHUP"))
 
     async def reload(self, why: str) -> bool:
-        """Validate the config file and apply it; a bad edit keeps the old config running."""
+        """Validate the config file and apply it; a bad edit keeps the old config running.
+
+        Unchanged sources keep polling with the new watchlist and settings; a changed source's
+        old task finishes the poll it is in (its store transaction included) and then the new one
+        starts; a removed or disabled source stops after its poll in flight.
+        """
         if self.config_path is None:
             return False
-        try:
-            config: LoadedConfig = await asyncio.to_thread(load_config, self.config_path)
-        except ConfigError as exc:
-            log.error("configuration reload (%s) refused, keeping the running configuration:\n%s", why, exc)
-            return False
-        removed = self.runtime.reload(config)
-        for name in removed:
-            task = self._source_tasks.pop(name, None)
-            if task is not None:
-                task.cancel()
-        for name, task in list(self._source_tasks.items()):
-            if name not in self.runtime.coordinators or task.done():
-                self._source_tasks.pop(name).cancel()
-        if "poll" in self.roles:
-            self._start_sources()
-        return True
+        async with self._reload_lock:
+            try:
+                config: LoadedConfig = await asyncio.to_thread(load_config, self.config_path)
+            except ConfigError as exc:
+                log.error(
+                    "configuration reload (%s) refused, keeping the running configuration:\n%s", why, exc
+                )
+                return False
+            self.runtime.reload(config)
+            stopped: list[SourceCoordinator] = []
+            for name, (coordinator, source_stop) in list(self._source_runs.items()):
+                if self.runtime.coordinators.get(name) is coordinator:
+                    continue
+                source_stop.set()  # between polls: a poll in flight completes first
+                del self._source_runs[name]
+                task = self._source_tasks.pop(name)
+                if task.done():
+                    stopped.append(coordinator)  # it had ended (disabled): closed here
+                else:
+                    self._retiring.add(task)  # closes its source itself when it ends
+                    task.add_done_callback(self._retiring.discard)
+            if "poll" in self.roles and not self.stop.is_set():
+                self._start_sources()
+            for coordinator in stopped:
+                await self._close_retired(coordinator)
+            return True
 
     def _start_sources(self) -> None:
         d = self.runtime.settings.daemon
@@ -137,10 +161,40 @@ class Daemon:
             task = self._source_tasks.get(name)
             if task is not None and not task.done():
                 continue
+            # A replaced coordinator of the same source may still finish its last poll: wait for it,
+            # so two polls of one source never run at once (same cursor, same lease).
+            before = [t for t in self._retiring if t.get_name() == f"source:{name}"]
+            source_stop = asyncio.Event()
+            self._source_runs[name] = (coordinator, source_stop)
             self._source_tasks[name] = asyncio.create_task(
-                coordinator.run(self.stop, on_stored=self.work.set, start_spread=spread),
-                name=f"source:{name}",
+                self._run_source(coordinator, source_stop, before, spread), name=f"source:{name}"
             )
+
+    async def _run_source(
+        self,
+        coordinator: SourceCoordinator,
+        stop: asyncio.Event,
+        before: list[asyncio.Task[None]],
+        spread: float,
+    ) -> None:
+        """Run one coordinator until its stop event; a coordinator replaced by a reload is closed."""
+        try:
+            if before:
+                await asyncio.wait(before)
+            if not stop.is_set():
+                await coordinator.run(stop, on_stored=self.work.set, start_spread=spread)
+        finally:
+            if self.runtime.coordinators.get(coordinator.name) is not coordinator:
+                await self._close_retired(coordinator)
+
+    async def _close_retired(self, coordinator: SourceCoordinator) -> None:
+        """Close a coordinator's source after a reload replaced or removed it."""
+        try:
+            if coordinator.name not in self.runtime.coordinators:
+                await asyncio.to_thread(coordinator.release_lease)
+            await coordinator.source.aclose()
+        except Exception:
+            log.warning("closing the replaced source %s failed", coordinator.name, exc_info=True)
 
     async def _watch_config(self) -> None:
         assert self.config_path is not None
@@ -158,24 +212,35 @@ class Daemon:
     async def _heartbeat_loop(self) -> None:
         """Beat three times per lease_ttl so a live daemon is never mistaken for a dead one."""
         roles = ",".join(sorted(self.roles))
+        beats = FailureLog(log, "heartbeat")  # one line when it starts failing, one on recovery
         while not self.stop.is_set():
             await _sleep_or_stop(self.runtime.clock, self.runtime.settings.daemon.lease_ttl / 3, self.stop)
             try:
                 await self.runtime.heartbeat(roles)
-            except Exception:
-                log.exception("heartbeat failed (database unreachable?); retrying")
+            except Exception as exc:  # noqa: BLE001 - logged once by FailureLog, retried next beat
+                beats.failed(exc, f"retrying every {self.runtime.settings.daemon.lease_ttl / 3:.0f}s")
+            else:
+                beats.succeeded()
 
     async def _process_loop(self) -> None:
+        try:
+            await self._process_forever()
+        finally:
+            # /healthz says so if the loop ever ends while the daemon is meant to run
+            self.runtime.health.loop_stopped = not self.stop.is_set()
+
+    async def _process_forever(self) -> None:
         rt = self.runtime
-        interval = rt.settings.daemon.classify_interval
         failing = False
         while not self.stop.is_set():
+            interval = rt.settings.daemon.classify_interval
             self.work.clear()
+            # no delivery is in flight between steps: receivers replaced by a reload can close
+            await rt.close_retired_notifiers()
+            rt.health.step_started_at = rt.clock.now()
             try:
                 busy = await self._process_step()
                 await asyncio.to_thread(self._update_gauges)
-            except ClassifierError:
-                busy = False
             except Exception:
                 # Logged when it starts failing (e.g. the database is down), not every second.
                 if not failing:
@@ -188,6 +253,9 @@ class Daemon:
                 if failing:
                     log.info("processing works again")
                     failing = False
+            finally:
+                rt.health.step_started_at = None
+                rt.health.step_finished_at = rt.clock.now()
             if not busy:
                 await _sleep_or_stop(rt.clock, await self._idle_for(interval), self.stop, self.work)
 
@@ -207,13 +275,29 @@ class Daemon:
         rt = self.runtime
         done = 0
         if "classify" in self.roles:
-            done += await rt.classify.run_batch()
+            done += await self._classify_step()
         if "alert" in self.roles:
             done += await asyncio.to_thread(rt.rules.run_batch)
             done += await asyncio.to_thread(rt.spikes.run)
             await rt.delivery.reconcile()
             done += await rt.delivery.run_batch()
         return done > 0
+
+    async def _classify_step(self) -> int:
+        """Score one batch; a classifier that cannot load or score leaves the alert stages running."""
+        rt = self.runtime
+        try:
+            stage = await rt.classify_stage()
+        except ClassifierUnavailableError:
+            return 0  # logged, counted and retried with backoff by the runtime; on /healthz
+        try:
+            scored = await stage.run_batch()
+        except ClassifierError as exc:
+            rt.classifier_failed(exc)  # the stage counted it and rescheduled the batch
+            return 0
+        if scored:
+            rt.classifier_ok()
+        return scored
 
     def _update_gauges(self) -> None:
         rt = self.runtime
@@ -273,48 +357,13 @@ class Daemon:
                 "error": f"database unreachable ({problem})",
             }
             return web.json_response(down, status=503)
-        status = 200 if report["status"] == "ok" else 503
+        # 503 only when repmon itself cannot do its job; failing sources are 200 "degraded"
+        status = 503 if report["status"] == "unhealthy" else 200
         return web.json_response(report, status=status)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         body = generate_latest(self.runtime.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-def health_report(runtime: Runtime) -> dict[str, object]:
-    """Health of the daemon and each source, as served on /healthz and shown by ``repmon status``."""
-    with runtime.db.read_session() as session:
-        healths = list(session.execute(select(models.SourceHealth)).scalars())
-        pending = session.execute(
-            select(func.count()).where(models.Mention.classify_state == "pending")
-        ).scalar_one()
-        outbox = session.execute(
-            select(func.count()).where(models.Alert.status.in_(("pending", "sending")))
-        ).scalar_one()
-        failed = session.execute(select(func.count()).where(models.Alert.status == "failed")).scalar_one()
-    sources = {
-        h.source_name: {
-            "kind": h.kind,
-            "last_success_at": h.last_success_at.isoformat() if h.last_success_at else None,
-            "last_error": h.last_error,
-            "consecutive_failures": h.consecutive_failures,
-            "disabled": h.disabled_reason,
-            "mentions_total": h.mentions_total,
-        }
-        for h in healths
-        if h.source_name in runtime.coordinators
-    }
-    degraded = any(
-        h.disabled_reason or h.consecutive_failures >= 3
-        for h in healths
-        if h.source_name in runtime.coordinators
-    )
-    return {
-        "status": "degraded" if degraded else "ok",
-        "daemon": runtime.owner,
-        "queues": {"classify": pending, "outbox": outbox, "failed_alerts": failed},
-        "sources": sources,
-    }
 
 
 async def _run_extra(task: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:

@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 
-__all__ = ["SecretFilter", "secret_values", "setup_logging"]
+__all__ = ["FailureLog", "SecretFilter", "describe", "secret_values", "setup_logging"]
 
 _SECRET_NAME = re.compile(
     r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|WEBHOOK|DATABASE_URL|CREDENTIAL)", re.I
@@ -66,3 +66,41 @@ def setup_logging(
     for noisy in ("httpx", "httpcore", "alembic", "slack_sdk", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return secrets
+
+
+class FailureLog:
+    """Logs a repeating failure once when it starts and once when it ends, not on every retry.
+
+    Database trouble (unreachable, locked, full) is expected during an outage and gets one line with
+    its cause; anything else also gets its traceback, the first time. Repeats go to DEBUG.
+    """
+
+    def __init__(self, logger: logging.Logger, what: str) -> None:
+        self.logger = logger
+        self.what = what
+        #: Failures in a row; 0 while it works.
+        self.failures = 0
+
+    def failed(self, exc: BaseException, retry: str = "retrying") -> None:
+        """Count a failure; log it when it is the first of a run."""
+        self.failures += 1
+        if self.failures > 1:
+            self.logger.debug("%s still failing (%d in a row): %s", self.what, self.failures, describe(exc))
+            return
+        from sqlalchemy.exc import SQLAlchemyError
+
+        trace = None if isinstance(exc, SQLAlchemyError) else exc
+        self.logger.error("%s failed (%s); %s", self.what, describe(exc), retry, exc_info=trace)
+
+    def succeeded(self) -> None:
+        """Note a success; log the recovery when it ends a run of failures."""
+        if self.failures:
+            self.logger.info("%s works again after %d failed attempt(s)", self.what, self.failures)
+        self.failures = 0
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: first line of the message`` of an exception (a database error's driver cause)."""
+    problem: BaseException = getattr(exc, "orig", None) or exc
+    text = str(problem).strip()
+    return f"{type(problem).__name__}: {text.splitlines()[0] if text else ''}"[:300]

@@ -9,13 +9,16 @@ such rows are reconciled with the receiver (Slack history, JSONL file) instead o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+import os
+import socket
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, select, true, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from alerts.model import (
@@ -33,14 +36,18 @@ from monitor import models
 from monitor.clock import Clock
 from monitor.db import Database
 from monitor.metrics import Metrics
-from monitor.sqlutil import insert_ignore, lock_skip
+from monitor.sqlutil import insert_ignore, lock_skip, upsert
 
 __all__ = [
     "DeliveryStage",
     "alert_group",
     "chunked",
     "enqueue",
+    "heartbeat",
     "incident_anchor",
+    "keep_alive",
+    "live_daemons",
+    "live_owner",
     "retry_failed",
     "route",
     "team_state",
@@ -170,8 +177,6 @@ def live_owner(owner_column: Any, now: datetime, ttl: float) -> Any:
 
 def heartbeat(db: Database, owner: str, roles: str, now: datetime) -> None:
     """Record that ``owner`` is alive."""
-    from monitor.sqlutil import upsert
-
     with db.session() as session:
         upsert(
             session,
@@ -180,6 +185,86 @@ def heartbeat(db: Database, owner: str, roles: str, now: datetime) -> None:
             keys=["owner"],
             update=["heartbeat_at", "roles"],
         )
+
+
+def forget_heartbeat(db: Database, owner: str) -> None:
+    """Remove ``owner``'s heartbeat: it has finished, so what it left behind needs no waiting for."""
+    with db.session() as session:
+        session.execute(delete(models.DaemonHeartbeat).where(models.DaemonHeartbeat.owner == owner))
+
+
+def live_daemons(db: Database, now: datetime, ttl: float, *, besides: str) -> list[str]:
+    """Owners other than ``besides`` with a heartbeat fresher than ``ttl`` seconds."""
+    with db.read_session() as session:
+        return list(
+            session.execute(
+                select(models.DaemonHeartbeat.owner).where(
+                    models.DaemonHeartbeat.owner != besides,
+                    models.DaemonHeartbeat.heartbeat_at >= now - timedelta(seconds=ttl),
+                )
+            ).scalars()
+        )
+
+
+@contextlib.asynccontextmanager
+async def keep_alive(db: Database, owner: str, roles: str, clock: Clock, ttl: float) -> AsyncIterator[None]:
+    """Beat for ``owner`` while the block runs (``repmon once``), then remove the heartbeat.
+
+    Alerts it claims stay its own while it runs, so another process reconciling ``sending`` rows
+    leaves them alone. On SQLite another live process is worth a warning: SQLite is for one daemon.
+    """
+    now = clock.now()
+    await asyncio.to_thread(heartbeat, db, owner, roles, now)
+    if not db.is_postgres:
+        others = await asyncio.to_thread(live_daemons, db, now, ttl, besides=owner)
+        if others:
+            log.warning(
+                "another repmon process is running against this SQLite database (%s); SQLite is for "
+                "one daemon: its claimed alerts are left to it, but both poll and write the same file",
+                ", ".join(sorted(others)),
+            )
+
+    async def beat() -> None:
+        while True:
+            # Real seconds, not the injected clock: this paces a process that really runs.
+            await asyncio.sleep(max(0.05, ttl / 3))
+            try:
+                await asyncio.to_thread(heartbeat, db, owner, roles, clock.now())
+            except Exception:  # the work itself reports database trouble
+                log.debug("heartbeat of %s failed; retrying", owner, exc_info=True)
+
+    task = asyncio.create_task(beat(), name="heartbeat")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(forget_heartbeat, db, owner)
+
+
+def process_gone(owner: str | None) -> bool:
+    """Whether ``owner`` (a daemon id: host, pid, suffix) names a process on this host that has ended.
+
+    Only a definite answer counts: another host, an unreadable id or a process that exists (or
+    might: no permission to ask) are not known to be gone, and their heartbeat decides.
+    """
+    if not owner or os.name != "posix":
+        return False
+    parts = owner.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or parts[0] != socket.gethostname():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def quiet_until(quiet: QuietHours, now: datetime) -> datetime | None:
@@ -223,22 +308,16 @@ class DeliveryStage:
         self.paused_until: datetime | None = None
 
     async def reconcile(self) -> int:
-        """Settle rows left ``sending`` by a crash: found at the receiver → sent, else per policy."""
+        """Settle rows left ``sending`` by a crash: found at the receiver → sent, else per policy.
+
+        Only rows whose sender is known to be gone are touched: this process's own (left by an
+        interrupted step), a sender whose heartbeat is older than ``owner_ttl`` or whose process
+        on this host has ended, or a send older than :data:`STALE_SENDING` (hung). A live sender's
+        rows are its own, on SQLite as on PostgreSQL: ``repmon once`` next to a daemon, or two
+        ``once`` runs, must not re-send what the other is still sending.
+        """
         now = self.clock.now()
-        with self.db.session() as session:
-            rows = list(
-                session.execute(
-                    select(models.Alert).where(
-                        models.Alert.status == "sending",
-                        # SQLite means one daemon: whatever was sending belonged to a dead process.
-                        true()
-                        if not self.db.is_postgres
-                        else (models.Alert.sending_by == self.owner)
-                        | ~live_owner(models.Alert.sending_by, now, self.owner_ttl)
-                        | (models.Alert.sending_at < now - STALE_SENDING),
-                    )
-                ).scalars()
-            )
+        rows = await asyncio.to_thread(self._orphaned_sending, now)
         settled = 0
         by_group: dict[str, list[models.Alert]] = {}
         for row in rows:
@@ -252,22 +331,26 @@ class DeliveryStage:
             since = min(r.sending_at or r.created_at for r in group_rows) - timedelta(seconds=5)
             receipt = await self.notifier.find_delivered(notification, since)
             with self.db.session() as session:
+                # Still as they were read: a sender that finished meanwhile has settled them itself.
                 ids = [r.id for r in group_rows]
+                unchanged = (
+                    models.Alert.id.in_(ids),
+                    models.Alert.status == "sending",
+                    models.Alert.sending_at == group_rows[0].sending_at,
+                )
                 if receipt is not None:
                     self._mark_sent(
                         session, group_rows, receipt, now, reason="confirmed at the receiver after restart"
                     )
                 elif self.notifier.reconciles:
                     session.execute(
-                        update(models.Alert)
-                        .where(models.Alert.id.in_(ids))
-                        .values(status="pending", sending_at=None)
+                        update(models.Alert).where(*unchanged).values(status="pending", sending_at=None)
                     )
                 else:
                     # The receiver cannot be asked; re-sending could duplicate, so at most once wins.
                     session.execute(
                         update(models.Alert)
-                        .where(models.Alert.id.in_(ids))
+                        .where(*unchanged)
                         .values(
                             status="sent", status_reason="unconfirmed: crashed while sending", sent_at=now
                         )
@@ -276,6 +359,29 @@ class DeliveryStage:
         if settled:
             log.warning("reconciled %d alerts left in 'sending' by an interrupted run", settled)
         return settled
+
+    def _orphaned_sending(self, now: datetime) -> list[models.Alert]:
+        """Rows in ``sending`` whose sender is known to be gone (see :meth:`reconcile`)."""
+        with self.db.session() as session:
+            found = session.execute(
+                select(models.Alert, live_owner(models.Alert.sending_by, now, self.owner_ttl)).where(
+                    models.Alert.status == "sending"
+                )
+            ).all()
+        orphaned = []
+        for row, live in found:
+            sending_at = row.sending_at
+            if sending_at is not None and sending_at.tzinfo is None:
+                sending_at = sending_at.replace(tzinfo=UTC)
+            if (
+                row.sending_by == self.owner
+                or not live
+                or sending_at is None
+                or sending_at < now - STALE_SENDING
+                or process_gone(row.sending_by)
+            ):
+                orphaned.append(row)
+        return orphaned
 
     async def run_batch(self) -> int:
         """Deliver what is due; returns the number of alerts sent."""
@@ -386,6 +492,7 @@ class DeliveryStage:
                     continue
                 groups.setdefault(row.group_key, []).append(row)
             batches: list[list[models.Alert]] = []
+            claimed = False
             sent_last_minute = self._sent_since(session, now - timedelta(minutes=1))
             self._lock_groups(session, groups)
             for group_key, members in groups.items():
@@ -403,9 +510,21 @@ class DeliveryStage:
                     row.status = "sending"
                     row.sending_at = now
                     row.sending_by = self.owner
+                claimed = True
                 # A busy group is sent in full, as several messages of at most MAX_GROUP_ITEMS
                 # (waiting a group_interval per ten alerts would let a loud brand's backlog grow).
                 batches.extend(chunked(batch))
+            if claimed:
+                # The claim is this process's while its heartbeat is fresh: beat with the claim, so
+                # a sender without a heartbeat loop (a script, ``repmon once`` before it beats) is
+                # never taken for dead by another process reconciling.
+                upsert(
+                    session,
+                    models.DaemonHeartbeat.__table__,
+                    {"owner": self.owner, "roles": "alert", "started_at": now, "heartbeat_at": now},
+                    keys=["owner"],
+                    update=["heartbeat_at"],
+                )
             return batches
 
     def _lock_groups(self, session: Session, groups: dict[str, list[models.Alert]]) -> None:
@@ -458,7 +577,7 @@ class DeliveryStage:
                 )
             ).scalar_one()
             return [] if earlier else members[:1]
-        if self.db.is_postgres and self._sending_elsewhere(session, group_key, now):
+        if self._sending_elsewhere(session, group_key, now):
             # Another daemon is sending part of this group right now: wait for its notification
             # (then group_interval applies) instead of sending the rest as a second message.
             for m in members:

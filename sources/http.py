@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ __all__ = [
     "json_body",
     "parse_retry_after",
     "request",
+    "whole_request_timeout",
 ]
 
 USER_AGENT = "repmon/0.1 (+https://github.com/repmon/repmon; reputation monitoring)"
@@ -134,6 +136,7 @@ async def request(
     json_data: object = None,
     auth: tuple[str, str] | None = None,
     check: bool = True,
+    timeout: float | None = None,
 ) -> httpx.Response:
     """Send one request and map transport failures and HTTP errors to source errors.
 
@@ -144,7 +147,33 @@ async def request(
     the new URL in the configuration), else :class:`TransientError`.
     ``check=False`` returns error responses unchecked, for sources that must read an error body
     (e.g. Kiyoh's invalid-hash answer) before deciding; transport failures are still mapped.
+
+    ``timeout`` (default: the client's, see :func:`whole_request_timeout`) bounds the whole
+    request, redirects and body included: httpx's own timeouts apply to each read, so a server
+    that trickles a byte now and then would otherwise hold the request (and its source) forever.
     """
+    limit = timeout if timeout is not None else whole_request_timeout(client)
+    try:
+        async with asyncio.timeout(limit):
+            response = await _follow(client, method, url, headers, params, data, json_data, auth)
+    except TimeoutError as exc:
+        raise TransientError(
+            f"timeout for {_safe_url_text(url)}: no complete answer within {limit:g}s"
+        ) from exc
+    return check_response(response, now) if check else response
+
+
+async def _follow(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | None,
+    params: Mapping[str, str | int] | None,
+    data: Mapping[str, str] | None,
+    json_data: object,
+    auth: tuple[str, str] | None,
+) -> httpx.Response:
+    """Send the request and follow the redirects :func:`request` may follow; map transport errors."""
     try:
         response = await client.request(
             method, url, headers=dict(headers or {}), params=params, data=data, json=json_data, auth=auth
@@ -167,7 +196,18 @@ async def request(
     except httpx.RequestError as exc:
         # Undecodable bodies (bad gzip), redirect loops: the server's fault, worth a later retry.
         raise TransientError(f"bad answer from {_safe_url_text(url)}: {type(exc).__name__}") from exc
-    return check_response(response, now) if check else response
+    return response
+
+
+def whole_request_timeout(client: httpx.AsyncClient) -> float | None:
+    """The seconds one whole request may take: the longest of the client's timeouts (None: no bound).
+
+    Sources create their client with ``timeout=options.timeout``, documented as the seconds for
+    the whole request; httpx applies it to the connection and to each read separately.
+    """
+    t = client.timeout
+    values = [v for v in (t.connect, t.read, t.write, t.pool) if v is not None]
+    return max(values) if values else None
 
 
 def _check_redirect(response: httpx.Response, target: httpx.Request, *, credentials: bool) -> None:

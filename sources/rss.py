@@ -1,7 +1,8 @@
 """RSS/Atom feeds: news sites, blogs, Google Alerts and Google News searches.
 
 Credentials: none. Limits: be polite, poll every few minutes at most; conditional GET
-(ETag / Last-Modified) makes unchanged feeds cost one 304.
+(ETag / Last-Modified) makes unchanged feeds cost one 304. ``timeout`` bounds the whole request,
+body included (a feed trickling a byte at a time fails after it, as a transient error).
 
 Behaviour: permanent redirects (301/308) are remembered in the cursor, HTTP 410 stops the source
 until the configured URL changes; the body is read raw (at most 20 MB, also after decompression)
@@ -127,9 +128,14 @@ class FeedSource:
     async def _fetch(
         self, client: httpx.AsyncClient, url: str, headers: dict[str, str]
     ) -> tuple[httpx.Response, bytes]:
-        """GET ``url`` and read the raw (still encoded) body up to the size limit."""
+        """GET ``url`` and read the raw (still encoded) body up to the size limit.
+
+        ``timeout`` bounds the whole request, body included: httpx's timeout applies to each read,
+        and a server that trickles a byte every few seconds would otherwise never time out.
+        """
+        limit = self.options.timeout
         try:
-            async with client.stream("GET", url, headers=headers) as response:
+            async with asyncio.timeout(limit), client.stream("GET", url, headers=headers) as response:
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_raw():
@@ -137,6 +143,10 @@ class FeedSource:
                     if size > MAX_FEED_BYTES:
                         raise SourceError(f"feed {self.name} is over the {MAX_FEED_BYTES} byte limit")
                     chunks.append(chunk)
+        except TimeoutError as exc:
+            raise TransientError(
+                f"timeout fetching feed {self.name}: no complete answer within {limit:g}s"
+            ) from exc
         except httpx.TimeoutException as exc:
             raise TransientError(f"timeout fetching feed {self.name}") from exc
         except httpx.TransportError as exc:

@@ -55,7 +55,9 @@ def test_a_database_without_tables_says_to_upgrade(tmp_path: Path, command: list
     assert "Traceback" not in result.output and "sqlalchemy" not in result.output.lower()
 
 
-@pytest.mark.parametrize("command", [*DB_COMMANDS, ["db", "upgrade"], ["once"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "command", [*DB_COMMANDS, ["db", "upgrade"], ["once"], ["run"], ["digest"]], ids=" ".join
+)
 def test_an_unreachable_database_is_one_line_with_its_cause_and_no_password(
     tmp_path: Path, command: list[str]
 ) -> None:
@@ -66,6 +68,45 @@ def test_an_unreachable_database_is_one_line_with_its_cause_and_no_password(
     assert "database postgresql://repmon:***@127.0.0.1:1/repmon unreachable:" in output
     assert "Connection refused" in output
     assert "s3cret-pw" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "postgres://repmon:s3cret-pw@db/repmon",
+            "postgres:// is not a database scheme SQLAlchemy knows; write postgresql+psycopg://",
+        ),
+        ("not-a-url", "not a database URL; write e.g. sqlite:///var/repmon.db"),
+    ],
+    ids=["postgres-scheme", "unparsable"],
+)
+@pytest.mark.parametrize(
+    "command", [*DB_COMMANDS, ["db", "upgrade"], ["once"], ["run"], ["digest"]], ids=" ".join
+)
+def test_a_database_url_from_the_environment_that_cannot_be_used_is_one_line(
+    tmp_path: Path, command: list[str], url: str, problem: str
+) -> None:
+    # storage.url is checked when the configuration loads; url_env's value only when it is used
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'unused.db'}")
+    cfg.write_text(cfg.read_text().replace("url_env: null", "url_env: REPMON_DATABASE_URL"))
+    result = CliRunner().invoke(app, [*command, "-c", str(cfg)], env={"REPMON_DATABASE_URL": url})
+    assert result.exit_code == 1, result.output
+    output = _flat(result.output)
+    assert "cannot be used: " + problem in output
+    assert "s3cret-pw" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "command", [["status"], ["db", "upgrade"], ["once"], ["run"], ["digest"]], ids=" ".join
+)
+def test_a_sqlite_folder_that_cannot_be_created_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "blocker").write_text("a file where the database folder should be")
+    cfg = _config(tmp_path, f"sqlite:///{tmp_path / 'blocker' / 'db' / 'repmon.db'}")
+    result = CliRunner().invoke(app, [*command, "-c", str(cfg)])
+    assert result.exit_code == 1, result.output
+    assert f"cannot be created in {tmp_path / 'blocker' / 'db'}" in _flat(result.output)
+    assert "Traceback" not in result.output
 
 
 def test_check_names_the_root_cause_of_an_unreachable_database(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from config.settings import SourceSettings
 from monitor import models
 from monitor.clock import FakeClock
-from monitor.coordinator import SourceCoordinator
+from monitor.coordinator import POLL_DEADLINE_MIN, SourceCoordinator, poll_deadline
 from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.migrate import upgrade
@@ -134,3 +134,48 @@ async def test_failure_logged_once_and_recovery_logged_once(
     failing = [r for r in caplog.records if "is failing" in r.getMessage()]
     recovered = [r for r in caplog.records if "recovered after 4 failed polls" in r.getMessage()]
     assert len(failing) == 1 and len(recovered) == 1
+
+
+class StuckSource(ScriptedSource):
+    """A poll that never finishes (stuck somewhere no request timeout reaches)."""
+
+    async def poll(self, cursor: Cursor) -> PollResult:
+        self.cursors.append(dict(cursor))
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_stuck_poll_is_cut_off_as_a_transient_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    coordinator, db, _ = _coordinator(tmp_path, [])
+    coordinator.source = StuckSource([])
+    coordinator.poll_timeout = 0.2
+    with caplog.at_level(logging.INFO, logger="repmon.sources"):
+        # The guard only keeps a regression from hanging the suite.
+        first = await asyncio.wait_for(coordinator.poll_once(), 10)
+        second = await asyncio.wait_for(coordinator.poll_once(), 10)
+    assert not first.ok and "cut off" in (first.error or "")
+    assert 15 <= first.delay <= 30 < second.delay  # exponential backoff, as for any transient failure
+    assert coordinator.metrics.source_errors.labels("scripted", "transient")._value.get() == 2
+    with db.session() as session:
+        health = session.get(models.SourceHealth, "scripted")
+    assert health is not None and health.consecutive_failures == 2
+    assert len([r for r in caplog.records if "is failing" in r.getMessage()]) == 1
+
+
+def test_poll_deadline_follows_the_sources_timeout_and_pages() -> None:
+    class Options:
+        timeout = 30.0
+        max_pages = 5
+
+    class Paged:
+        options = Options()
+
+    class Feed:
+        class options:  # stands in for an options instance
+            timeout = 8.0
+
+    assert poll_deadline(Paged()) == 30.0 * 11  # type: ignore[arg-type]
+    assert poll_deadline(Feed()) == POLL_DEADLINE_MIN  # type: ignore[arg-type]
+    assert poll_deadline(ScriptedSource([])) == POLL_DEADLINE_MIN

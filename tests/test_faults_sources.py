@@ -9,6 +9,7 @@ say what happened. After recovery every post is stored exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from datetime import timedelta
@@ -26,6 +27,7 @@ from monitor.coordinator import BASE_BACKOFF
 from monitor.daemon import health_report
 from monitor.migrate import upgrade
 from monitor.runtime import Runtime
+from tests.drip_server import drip_server
 from tests.pipeline_util import T0, load, post, write_jsonl
 from tests.replay_server import Reply, Request, Script
 
@@ -310,3 +312,58 @@ async def test_auth_failure_disables_only_that_source(runtime: Runtime, script: 
         ops = session.execute(select(models.Alert).where(models.Alert.kind == "ops")).scalars().all()
     assert len(ops) == 1 and ops[0].source == "x"
     await rt.aclose()
+
+
+async def test_trickling_feed_fails_within_its_timeout_and_once_finishes(
+    tmp_path: Path, script: Script
+) -> None:
+    """A feed that sends headers, then a byte now and then, fails after ``timeout`` as a transient
+    failure with backoff, counted and logged; ``repmon once`` finishes and the healthy feeds flow."""
+    healthy = [f"/news{i}.xml" for i in range(3)]
+    for i, path in enumerate(healthy):
+        script.route("GET", path, Steps(_xml(_feed(range(10 * i + 1, 10 * i + 3)))))
+    async with drip_server(every=0.05) as slow:
+        feeds = "".join(
+            f"""
+  - name: news{i}
+    type: rss
+    url: {script.base_url}{path}"""
+            for i, path in enumerate(healthy)
+        )
+        text = f"""
+storage:
+  url: sqlite:///{tmp_path / "drip.db"}
+  url_env: null
+brands:
+  - name: Acme Rail
+    keywords: ["acme rail"]
+sources:
+  - name: trickle
+    type: rss
+    url: {slow}/feed.xml
+    timeout: 0.3{feeds}
+alerts:
+  group_wait: 0s
+  group_interval: 0s
+daemon:
+  health_port: null
+"""
+        rt = Runtime(
+            load(text), notifier=CapturingNotifier(), classifier=StubClassifier(), clock=FakeClock(NOW)
+        )
+        upgrade(rt.db)
+        try:
+            started = time.monotonic()
+            # The guard only keeps a regression from hanging the suite (it hung for good before).
+            summary = await asyncio.wait_for(rt.run_once(), 20)
+            assert time.monotonic() - started < 5
+            assert summary.failed_sources == ["trickle"]
+            assert summary.stored == 6 and summary.scored == 6
+            [outcome] = [p for p in summary.polls if p.source == "trickle"]
+            assert "timeout" in (outcome.error or "") and "0.3s" in (outcome.error or "")
+            assert BASE_BACKOFF / 2 <= outcome.delay <= BASE_BACKOFF
+            assert _errors(rt, "trickle", "transient") == 1
+            health = _health(rt, "trickle")
+            assert health.consecutive_failures == 1 and "timeout" in (health.last_error or "")
+        finally:
+            await rt.aclose()

@@ -7,7 +7,9 @@ database is intact.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -22,15 +24,17 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from alerts.testing import CapturingNotifier
 from classifiers.testing import StubClassifier
 from monitor import db as monitor_db
 from monitor import models
+from monitor.clock import FakeClock
 from monitor.daemon import Daemon, health_report
 from monitor.migrate import upgrade
 from monitor.runtime import Runtime
-from tests.pipeline_util import load, post, write_jsonl
+from tests.pipeline_util import T0, load, post, write_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 TEXTS = (
@@ -393,14 +397,18 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnPostgr
 
 
 @pytest.mark.slow
-async def test_postgres_restart_mid_run_reconnects_and_loses_nothing(own_postgres: OwnPostgres) -> None:
+async def test_postgres_restart_mid_run_reconnects_and_loses_nothing(
+    own_postgres: OwnPostgres, caplog: pytest.LogCaptureFixture
+) -> None:
     total = 1500
     tmp = own_postgres.data.parent
     replay = _replay(tmp / "replay.jsonl", total)
     async with running(own_postgres.url, replay, batch=25, health_port="0") as run:
         await wait_for(lambda: run.counts()["mentions"] >= 300, 60, "first mentions")
+        caplog.set_level(logging.INFO, logger="repmon")
+        caplog.clear()
         own_postgres.stop("immediate")  # a crash: every connection is cut mid-transaction
-        await asyncio.sleep(3)
+        await asyncio.sleep(3)  # lease_ttl 3s: a heartbeat every second
         run.alive()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{run.daemon.health_port}") as client:
             answer = await client.get("/healthz", timeout=10)
@@ -414,6 +422,47 @@ async def test_postgres_restart_mid_run_reconnects_and_loses_nothing(own_postgre
         with run.runtime.db.session() as s:
             beat = s.execute(select(models.DaemonHeartbeat.heartbeat_at)).scalar_one()
         assert (run.runtime.clock.now() - beat).total_seconds() < 5, "heartbeats resumed"
+    # One line when a failure starts and one when it recovers, per loop: nothing said twice.
+    records = [r for r in caplog.records if r.name.startswith("repmon") and r.levelno >= logging.WARNING]
+    said = collections.Counter((r.name, r.getMessage()) for r in records)
+    assert said and max(said.values()) == 1, said.most_common(3)
+    assert len([r for r in records if r.getMessage().startswith("heartbeat failed")]) == 1
+
+
+async def test_heartbeat_outage_is_logged_once_and_its_recovery_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    replay = _replay(tmp_path / "replay.jsonl", 1)
+    runtime = Runtime(
+        load(_config(f"sqlite:///{tmp_path / 'beat.db'}", replay)),
+        notifier=CapturingNotifier(),
+        classifier=StubClassifier(),
+        clock=FakeClock(T0),
+        env={},
+    )
+    upgrade(runtime.db)
+    daemon = Daemon(runtime)
+    beats = 0
+
+    async def heartbeat(roles: str = "all") -> None:
+        nonlocal beats
+        beats += 1
+        if beats <= 20:  # the database is down for twenty beats
+            raise OperationalError("INSERT INTO daemon_heartbeats", {}, ConnectionError("connection refused"))
+        if beats >= 25:
+            daemon.stop.set()
+
+    runtime.heartbeat = heartbeat  # type: ignore[method-assign]
+    try:
+        with caplog.at_level(logging.INFO, logger="repmon"):
+            await asyncio.wait_for(daemon._heartbeat_loop(), 10)
+    finally:
+        await runtime.aclose()
+    said = [r for r in caplog.records if r.name.startswith("repmon")]
+    assert [r.levelname for r in said] == ["ERROR", "INFO"], [r.getMessage() for r in said]
+    failed, recovered = said
+    assert "connection refused" in failed.getMessage() and failed.exc_info is None  # one line
+    assert "works again after 20 failed" in recovered.getMessage()
 
 
 # -- a failed transaction inside a stage -----------------------------------------------------

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
+from alerts.model import DeliveryReceipt, Notification
 from alerts.testing import CapturingNotifier
 from classifiers.testing import StubClassifier
 from config.settings import QuietHours
 from monitor import models
 from monitor.clock import FakeClock
 from monitor.migrate import upgrade
-from monitor.outbox import quiet_until, retry_failed
+from monitor.outbox import heartbeat, process_gone, quiet_until, retry_failed
 from monitor.runtime import Runtime
 from tests.pipeline_util import T0, config_text, load, post, write_jsonl
 
@@ -268,3 +277,128 @@ async def test_long_outage_is_retried_until_give_up_after_then_parked(tmp_path: 
         assert notifier.keys.count(parked.key) == 1
     finally:
         await runtime.aclose()
+
+
+class SlowNotifier(CapturingNotifier):
+    """Slack answering slowly: a send is under way until the test lets it finish."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, notification: Notification) -> DeliveryReceipt:
+        self.entered.set()
+        await self.release.wait()
+        return await super().send(notification)
+
+
+def _second_runtime(tmp_path: Path, owner: str, clock: FakeClock) -> tuple[Runtime, CapturingNotifier]:
+    """Another process on the same SQLite file (``repmon once`` next to the daemon)."""
+    text = config_text(f"sqlite:///{tmp_path / 'o.db'}", tmp_path / "posts.jsonl")
+    notifier = CapturingNotifier()
+    runtime = Runtime(
+        load(text), notifier=notifier, classifier=StubClassifier(), clock=clock, env={}, owner=owner
+    )
+    return runtime, notifier
+
+
+COMPLAINTS = [
+    post(20 + i, f"Kettle Co sent a broken kettle again, terrible {i}", minutes=i) for i in range(3)
+]
+
+
+async def _mid_send(tmp_path: Path) -> tuple[Runtime, SlowNotifier, asyncio.Task[int]]:
+    """A daemon that claimed its alerts and is waiting for the receiver to answer."""
+    replay = write_jsonl(tmp_path / "posts.jsonl", COMPLAINTS)
+    text = config_text(f"sqlite:///{tmp_path / 'o.db'}", replay)
+    notifier = SlowNotifier()
+    daemon = Runtime(
+        load(text),
+        notifier=notifier,
+        classifier=StubClassifier(),
+        clock=FakeClock(T0 + timedelta(hours=1)),
+        env={},
+        owner="daemon-a",
+    )
+    upgrade(daemon.db)
+    await daemon.poll_all()
+    await daemon.classify.drain()
+    daemon.rules.drain()
+    sending = asyncio.create_task(daemon.delivery.run_batch())
+    await asyncio.wait_for(notifier.entered.wait(), 5)
+    return daemon, notifier, sending
+
+
+async def test_once_next_to_a_live_sender_on_sqlite_sends_nothing_twice(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon, slow, sending = await _mid_send(tmp_path)
+    once, other = _second_runtime(tmp_path, "once-b", FakeClock(T0 + timedelta(hours=1)))
+    try:
+        with caplog.at_level(logging.WARNING, logger="repmon.outbox"):
+            await once.run_once()  # reconciles 'sending' rows, then delivers what is due
+        assert other.sent == [], "the live daemon's alerts were sent a second time"
+        assert any("another repmon process" in r.getMessage() for r in caplog.records)
+        slow.release.set()
+        assert await sending > 0
+        with daemon.db.session() as session:
+            statuses = {a.key: a.status for a in session.execute(select(models.Alert)).scalars()}
+        assert statuses and set(statuses.values()) == {"sent"}
+        assert sorted(slow.keys) == sorted(statuses)
+        with daemon.db.session() as session:
+            owners = set(session.execute(select(models.DaemonHeartbeat.owner)).scalars())
+        assert "once-b" not in owners  # a finished run leaves no heartbeat behind
+    finally:
+        slow.release.set()
+        await once.aclose()
+        await daemon.aclose()
+
+
+async def test_alerts_of_a_sender_known_dead_are_reconciled(tmp_path: Path) -> None:
+    daemon, slow, sending = await _mid_send(tmp_path)
+    sending.cancel()  # the daemon dies mid-send, its message never arrived
+    with contextlib.suppress(asyncio.CancelledError):
+        await sending
+    with daemon.db.session() as session:
+        keys = set(
+            session.execute(select(models.Alert.key).where(models.Alert.status == "sending")).scalars()
+        )
+    assert keys
+    # Alive (fresh heartbeat): left alone. Silent for longer than lease_ttl: reconciled and sent.
+    clock = FakeClock(T0 + timedelta(hours=1, seconds=30))
+    once, other = _second_runtime(tmp_path, "once-b", clock)
+    try:
+        assert await once.delivery.reconcile() == 0
+        clock.advance(31)
+        assert await once.delivery.reconcile() == len(keys)
+        await once.delivery.drain()
+        assert sorted(other.keys) == sorted(keys) and slow.sent == []
+    finally:
+        await once.aclose()
+        await daemon.aclose()
+
+
+async def test_alerts_of_a_process_that_ended_on_this_host_are_reconciled_at_once(tmp_path: Path) -> None:
+    daemon, _slow, sending = await _mid_send(tmp_path)
+    sending.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sending
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead = f"{socket.gethostname()}:{int(ended.stdout)}:dead00"
+    assert process_gone(dead) and not process_gone(f"{socket.gethostname()}:{os.getpid()}:alive0")
+    assert not process_gone(f"another-host:{int(ended.stdout)}:dead00")
+    now = daemon.clock.now()
+    with daemon.db.session() as session:
+        session.execute(update(models.Alert).where(models.Alert.status == "sending").values(sending_by=dead))
+    heartbeat(daemon.db, dead, "all", now)  # its heartbeat is still fresh: killed a moment ago
+    once, other = _second_runtime(tmp_path, "once-b", FakeClock(now))
+    try:
+        assert await once.delivery.reconcile() > 0
+        await once.delivery.drain()
+        assert other.sent
+    finally:
+        await once.aclose()
+        await daemon.aclose()

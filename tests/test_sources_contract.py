@@ -6,6 +6,8 @@ the exception class decides the daemon's policy (see sources.base), so it must b
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,7 @@ from sources.registry import SOURCE_TYPES, build_source
 from sources.rss import FeedOptions, FeedSource
 from sources.trustpilot import TrustpilotOptions, TrustpilotSource
 from sources.x import XOptions, XSource
+from tests.drip_server import drip_server
 from tests.replay_server import FakeClock, Reply, Request, Script, make_ctx
 
 SECRET = "s3cr3t-Value-that-must-never-leak"
@@ -190,6 +193,28 @@ async def test_connection_refused_is_transient(kind: str) -> None:
         await source.poll({})
     await source.aclose()
     assert SECRET not in _messages(caught.value)
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+async def test_timeout_bounds_the_whole_request_of_a_trickling_server(kind: str) -> None:
+    """A server that sends its headers, then a byte now and then, times out after ``timeout`` in all.
+
+    httpx's timeout is per read, so each byte would restart it: the source must bound the request.
+    """
+    async with drip_server(every=0.05) as base:
+        case = CASES[kind]
+        cls, options = case.build(base)
+        options = options.model_copy(update={"timeout": 0.3})
+        source: Source = cls(f"{kind}-contract", options, make_ctx(case.env))
+        started = time.monotonic()
+        try:
+            with pytest.raises(TransientError) as caught:
+                # The guard only keeps a regression from hanging the suite.
+                await asyncio.wait_for(source.poll({}), 10)
+        finally:
+            await source.aclose()
+    assert time.monotonic() - started < 3
+    assert "timeout" in str(caught.value) and SECRET not in _messages(caught.value)
 
 
 @pytest.mark.parametrize("kind", sorted(k for k, c in CASES.items() if c.required))
