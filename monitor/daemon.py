@@ -231,7 +231,8 @@ class Daemon:
 
     async def _process_forever(self) -> None:
         rt = self.runtime
-        failing = False
+        # one line when it starts failing (e.g. the database is down, no traceback), one on recovery
+        steps = FailureLog(log, "processing step")
         while not self.stop.is_set():
             interval = rt.settings.daemon.classify_interval
             self.work.clear()
@@ -241,18 +242,11 @@ class Daemon:
             try:
                 busy = await self._process_step()
                 await asyncio.to_thread(self._update_gauges)
-            except Exception:
-                # Logged when it starts failing (e.g. the database is down), not every second.
-                if not failing:
-                    log.exception("processing step failed; retrying every %.1fs", interval)
-                else:
-                    log.debug("processing step still failing", exc_info=True)
-                failing = True
+            except Exception as exc:  # noqa: BLE001 - logged once by FailureLog, retried next step
+                steps.failed(exc, f"retrying every {interval:.1f}s")
                 busy = False
             else:
-                if failing:
-                    log.info("processing works again")
-                    failing = False
+                steps.succeeded()
             finally:
                 rt.health.step_started_at = None
                 rt.health.step_finished_at = rt.clock.now()
