@@ -340,7 +340,8 @@ class SourceCoordinator:
             health = session.get(models.SourceHealth, self.name)
             assert health is not None
             health.last_poll_at = now
-            health.last_success_at = now
+            if not result.gone:  # a 410 ends the source: its last success stays the real one
+                health.last_success_at = now
             health.polls_total += 1
             health.mentions_total += stats.inserted
             health.skipped_total += result.skipped
@@ -351,7 +352,7 @@ class SourceCoordinator:
             log.info("source %s recovered after %d failed polls", self.name, self.failures)
         self.failures = 0
         self.metrics.polls.labels(self.name, "ok").inc()
-        self.metrics.source_up.labels(self.name).set(1)
+        self.metrics.source_up.labels(self.name).set(0 if result.gone else 1)
         self.metrics.mentions_fetched.labels(self.name).inc(len(result.mentions))
         self.metrics.mentions_stored.labels(self.name).inc(stats.inserted)
         for reason, count in result.skip_reasons.items():

@@ -179,3 +179,21 @@ def test_poll_deadline_follows_the_sources_timeout_and_pages() -> None:
     assert poll_deadline(Paged()) == 30.0 * 11  # type: ignore[arg-type]
     assert poll_deadline(Feed()) == POLL_DEADLINE_MIN  # type: ignore[arg-type]
     assert poll_deadline(ScriptedSource([])) == POLL_DEADLINE_MIN
+
+
+async def test_gone_stops_the_source_without_counting_as_a_success(tmp_path: Path) -> None:
+    # 410 Gone ends the source: status and /metrics must not show it as freshly polled and up.
+    coordinator, db, _ = _coordinator(
+        tmp_path, [PollResult([_mention(1)], {"c": "1"}), PollResult([], {"c": "1"}, gone=True)]
+    )
+    await coordinator.poll_once()
+    coordinator.clock.advance(600)  # type: ignore[attr-defined]
+    await coordinator.poll_once()
+    assert coordinator.disabled == "gone"
+    with db.session() as session:
+        health = session.get(models.SourceHealth, "scripted")
+        assert health is not None
+        assert health.last_success_at is not None and health.last_poll_at is not None
+        assert health.last_success_at < health.last_poll_at, "a 410 counted as the last success"
+        assert health.disabled_reason and "410" in health.disabled_reason
+    assert coordinator.metrics.source_up.labels("scripted")._value.get() == 0
