@@ -3,7 +3,9 @@
 Trade-off: a webhook cannot read the channel back, so :meth:`WebhookNotifier.find_delivered` always
 returns None. The outbox marks a notification *sending* before calling :meth:`send`; after a crash in
 that window it cannot tell whether Slack got the message and does not send it again, so webhook
-delivery is **at most once** (a crash mid-send may lose that one message, never duplicate it).
+delivery is **at most once** (a crash mid-send may lose that one message, never duplicate it), also
+with ``alerts.jsonl_path``: the audit file is written after the POST, on the sending daemon's disk,
+so it cannot prove a message missing and a tee reconciles only when its primary receiver can.
 Incident updates cannot edit the root or reply in its thread: each update is posted as a new message
 showing the incident as of that update. The webhook URL is the secret: it never appears in errors or logs.
 """

@@ -24,7 +24,11 @@ class TeeNotifier:
         self.primary = primary
         self.audit = audit
         self.name = primary.name
-        self.reconciles = bool(getattr(primary, "reconciles", False) or getattr(audit, "reconciles", False))
+        # Only the primary can say whether a message arrived: the audit line is written after the
+        # primary's answer, to a file that is local to one daemon, so its absence proves nothing
+        # (killed between the two, or another daemon's file). A webhook or console primary stays
+        # at most once with an audit file; the file can still confirm a send (see find_delivered).
+        self.reconciles = bool(getattr(primary, "reconciles", False))
 
     async def send(self, notification: Notification) -> DeliveryReceipt:
         """Deliver to the primary receiver, then append to the audit file."""

@@ -306,6 +306,22 @@ class DeliveryStage:
         self.owner_ttl = owner_ttl
         #: After a rate limit (429 + Retry-After) nothing is sent to the receiver until then.
         self.paused_until: datetime | None = None
+        #: When this process last failed to reach the database (None: not since it started).
+        self.database_failed_at: datetime | None = None
+
+    def database_failed(self, when: datetime) -> None:
+        """Note that this process could not reach the database at ``when`` (a beat or step failed).
+
+        Until it has seen the database for ``owner_ttl`` again, a stale heartbeat of another daemon
+        proves nothing: the others could not beat through the same outage either (see reconcile).
+        """
+        if self.database_failed_at is None or when > self.database_failed_at:
+            self.database_failed_at = when
+
+    def _trusts_heartbeats(self, now: datetime) -> bool:
+        """Whether another daemon's stale heartbeat may be taken as its death right now."""
+        failed = self.database_failed_at
+        return failed is None or (now - failed).total_seconds() >= self.owner_ttl
 
     async def reconcile(self) -> int:
         """Settle rows left ``sending`` by a crash: found at the receiver → sent, else per policy.
@@ -314,13 +330,21 @@ class DeliveryStage:
         interrupted step), a sender whose heartbeat is older than ``owner_ttl`` or whose process
         on this host has ended, or a send older than :data:`STALE_SENDING` (hung). A live sender's
         rows are its own, on SQLite as on PostgreSQL: ``repmon once`` next to a daemon, or two
-        ``once`` runs, must not re-send what the other is still sending.
+        ``once`` runs, must not re-send what the other is still sending. A stale heartbeat counts
+        only once this process has seen the database for ``owner_ttl`` since it last failed to
+        (after an outage nobody could beat). The rows are claimed for this process (``sending_by``
+        becomes its name, in one transaction) before the receiver is asked, and every later update
+        applies only while that claim holds, so two daemons never settle the same rows.
         """
         now = self.clock.now()
-        rows = await asyncio.to_thread(self._orphaned_sending, now)
+        try:
+            claimed = await asyncio.to_thread(self._claim_orphans, now)
+        except Exception:
+            self.database_failed(self.clock.now())
+            raise
         settled = 0
         by_group: dict[str, list[models.Alert]] = {}
-        for row in rows:
+        for row, _why in claimed:
             # One claim round sends one message per group: rows sharing group and claim time
             # went out (or not) together.
             by_group.setdefault(f"{row.group_key}@{row.sending_at}", []).append(row)
@@ -331,57 +355,111 @@ class DeliveryStage:
             since = min(r.sending_at or r.created_at for r in group_rows) - timedelta(seconds=5)
             receipt = await self.notifier.find_delivered(notification, since)
             with self.db.session() as session:
-                # Still as they were read: a sender that finished meanwhile has settled them itself.
+                # Still ours as claimed: nobody else settles or re-sends them meanwhile.
                 ids = [r.id for r in group_rows]
-                unchanged = (
+                ours = (
                     models.Alert.id.in_(ids),
                     models.Alert.status == "sending",
+                    models.Alert.sending_by == self.owner,
                     models.Alert.sending_at == group_rows[0].sending_at,
                 )
                 if receipt is not None:
-                    self._mark_sent(
-                        session, group_rows, receipt, now, reason="confirmed at the receiver after restart"
+                    changed = self._mark_sent(
+                        session,
+                        group_rows,
+                        receipt,
+                        now,
+                        reason="confirmed at the receiver after restart",
+                        where=ours,
                     )
                 elif self.notifier.reconciles:
-                    session.execute(
-                        update(models.Alert).where(*unchanged).values(status="pending", sending_at=None)
+                    changed = _rowcount(
+                        session.execute(
+                            update(models.Alert)
+                            .where(*ours)
+                            .values(status="pending", sending_at=None, sending_by=None)
+                        )
                     )
                 else:
                     # The receiver cannot be asked; re-sending could duplicate, so at most once wins.
-                    session.execute(
-                        update(models.Alert)
-                        .where(*unchanged)
-                        .values(
-                            status="sent", status_reason="unconfirmed: crashed while sending", sent_at=now
+                    changed = _rowcount(
+                        session.execute(
+                            update(models.Alert)
+                            .where(*ours)
+                            .values(
+                                status="sent", status_reason="unconfirmed: crashed while sending", sent_at=now
+                            )
                         )
                     )
-            settled += len(group_rows)
+            settled += changed
         if settled:
-            log.warning("reconciled %d alerts left in 'sending' by an interrupted run", settled)
+            whys = sorted({why for _row, why in claimed})
+            log.warning("reconciled %d alerts left in 'sending' (%s)", settled, "; ".join(whys))
         return settled
 
-    def _orphaned_sending(self, now: datetime) -> list[models.Alert]:
-        """Rows in ``sending`` whose sender is known to be gone (see :meth:`reconcile`)."""
+    def _claim_orphans(self, now: datetime) -> list[tuple[models.Alert, str]]:
+        """Claim for this process the ``sending`` rows whose sender is known to be gone, with why.
+
+        One transaction: on PostgreSQL the rows are locked (``SKIP LOCKED``: another daemon
+        claiming them now keeps them), on SQLite the write lock is held from the start. The claim
+        keeps ``sending_at`` (it marks which rows went out together and since when to look).
+        """
+        trust = self._trusts_heartbeats(now)
         with self.db.session() as session:
             found = session.execute(
-                select(models.Alert, live_owner(models.Alert.sending_by, now, self.owner_ttl)).where(
-                    models.Alert.status == "sending"
+                lock_skip(
+                    session,
+                    select(models.Alert, live_owner(models.Alert.sending_by, now, self.owner_ttl)).where(
+                        models.Alert.status == "sending"
+                    ),
                 )
             ).all()
-        orphaned = []
-        for row, live in found:
-            sending_at = row.sending_at
-            if sending_at is not None and sending_at.tzinfo is None:
-                sending_at = sending_at.replace(tzinfo=UTC)
-            if (
-                row.sending_by == self.owner
-                or not live
-                or sending_at is None
-                or sending_at < now - STALE_SENDING
-                or process_gone(row.sending_by)
-            ):
-                orphaned.append(row)
-        return orphaned
+            claimed: list[tuple[models.Alert, str]] = []
+            for row, live in found:
+                sending_at = row.sending_at
+                if sending_at is not None and sending_at.tzinfo is None:
+                    sending_at = sending_at.replace(tzinfo=UTC)
+                owner = row.sending_by
+                if owner == self.owner:
+                    why = "left by an interrupted step of this daemon"
+                elif sending_at is None or sending_at < now - STALE_SENDING:
+                    why = "a send stuck for more than 15 minutes"
+                elif process_gone(owner):
+                    why = f"its sender {owner} has ended"
+                elif not live and trust:
+                    why = f"its sender {owner} stopped beating"
+                else:
+                    continue
+                result = session.execute(
+                    update(models.Alert)
+                    .where(
+                        models.Alert.id == row.id,
+                        models.Alert.status == "sending",
+                        models.Alert.sending_by.is_(None)
+                        if owner is None
+                        else models.Alert.sending_by == owner,
+                        models.Alert.sending_at.is_(None)
+                        if row.sending_at is None
+                        else models.Alert.sending_at == row.sending_at,
+                    )
+                    .values(sending_by=self.owner)
+                    .execution_options(synchronize_session=False)
+                )
+                if _rowcount(result) == 1:
+                    claimed.append((row, why))
+            if claimed:
+                # The claim is ours while we beat: write the beat with it (as _claim does).
+                upsert(
+                    session,
+                    models.DaemonHeartbeat.__table__,
+                    {"owner": self.owner, "roles": "alert", "started_at": now, "heartbeat_at": now},
+                    keys=["owner"],
+                    update=["heartbeat_at"],
+                )
+            session.expunge_all()
+        for row, _why in claimed:
+            row.sending_by = self.owner
+        return claimed
 
     async def run_batch(self) -> int:
         """Deliver what is due; returns the number of alerts sent."""
@@ -641,10 +719,12 @@ class DeliveryStage:
         receipt: DeliveryReceipt,
         now: datetime,
         reason: str | None = None,
-    ) -> None:
-        session.execute(
+        where: Sequence[Any] = (),
+    ) -> int:
+        """Record ``rows`` as delivered (only those still matching ``where``); returns how many."""
+        result = session.execute(
             update(models.Alert)
-            .where(models.Alert.id.in_([r.id for r in rows]))
+            .where(models.Alert.id.in_([r.id for r in rows]), *where)
             .values(
                 status="sent",
                 sent_at=now,
@@ -655,6 +735,9 @@ class DeliveryStage:
                 attempts=models.Alert.attempts + 1,
             )
         )
+        changed = _rowcount(result) if where else len(rows)
+        if not changed:
+            return 0  # no longer ours to settle (see reconcile)
         group = alert_group(session, rows[0].group_key, rows[0].created_at)
         group.last_notified_at = now
         if receipt.message_ts and (
@@ -668,6 +751,7 @@ class DeliveryStage:
             group.thread_channel = receipt.channel
         for row in rows:
             self.metrics.alerts_sent.labels(row.kind, receipt.receiver).inc()
+        return changed
 
     def _failed(self, rows: list[models.Alert], exc: DeliveryError, now: datetime) -> None:
         self.metrics.alerts_failed.labels(self.notifier.name, str(exc.retryable).lower()).inc(len(rows))
@@ -729,6 +813,11 @@ class DeliveryStage:
             thread_ts=thread_ts,
             thread_channel=thread_channel,
         )
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE changed (0 where the driver does not say)."""
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def mention_view(session: Session, mention_id: int, brand: str | None = None) -> MentionView | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -293,10 +294,17 @@ class SlowNotifier(CapturingNotifier):
         return await super().send(notification)
 
 
-def _second_runtime(tmp_path: Path, owner: str, clock: FakeClock) -> tuple[Runtime, CapturingNotifier]:
-    """Another process on the same SQLite file (``repmon once`` next to the daemon)."""
-    text = config_text(f"sqlite:///{tmp_path / 'o.db'}", tmp_path / "posts.jsonl")
-    notifier = CapturingNotifier()
+def _second_runtime(
+    tmp_path: Path,
+    owner: str,
+    clock: FakeClock,
+    *,
+    url: str | None = None,
+    notifier: CapturingNotifier | None = None,
+) -> tuple[Runtime, CapturingNotifier]:
+    """Another process on the same database (``repmon once`` next to the daemon, or a daemon)."""
+    text = config_text(url or f"sqlite:///{tmp_path / 'o.db'}", tmp_path / "posts.jsonl")
+    notifier = notifier or CapturingNotifier()
     runtime = Runtime(
         load(text), notifier=notifier, classifier=StubClassifier(), clock=clock, env={}, owner=owner
     )
@@ -308,10 +316,12 @@ COMPLAINTS = [
 ]
 
 
-async def _mid_send(tmp_path: Path) -> tuple[Runtime, SlowNotifier, asyncio.Task[int]]:
+async def _mid_send(
+    tmp_path: Path, url: str | None = None
+) -> tuple[Runtime, SlowNotifier, asyncio.Task[int]]:
     """A daemon that claimed its alerts and is waiting for the receiver to answer."""
     replay = write_jsonl(tmp_path / "posts.jsonl", COMPLAINTS)
-    text = config_text(f"sqlite:///{tmp_path / 'o.db'}", replay)
+    text = config_text(url or f"sqlite:///{tmp_path / 'o.db'}", replay)
     notifier = SlowNotifier()
     daemon = Runtime(
         load(text),
@@ -401,4 +411,215 @@ async def test_alerts_of_a_process_that_ended_on_this_host_are_reconciled_at_onc
         assert other.sent
     finally:
         await once.aclose()
+        await daemon.aclose()
+
+
+class SlowLookupNotifier(CapturingNotifier):
+    """A receiver whose read-back (Slack's conversations.history) answers only when released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def find_delivered(self, notification: Notification, since: datetime) -> DeliveryReceipt | None:
+        self.asked.set()
+        await self.answer.wait()
+        return await super().find_delivered(notification, since)
+
+
+async def _died_mid_send(tmp_path: Path, url: str) -> tuple[Runtime, SlowNotifier, set[str]]:
+    """A daemon killed while its alerts were ``sending`` (its message never arrived)."""
+    daemon, slow, sending = await _mid_send(tmp_path, url)
+    sending.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sending
+    with daemon.db.session() as session:
+        keys = set(
+            session.execute(select(models.Alert.key).where(models.Alert.status == "sending")).scalars()
+        )
+    assert keys
+    return daemon, slow, keys
+
+
+async def test_two_survivors_never_both_send_what_a_killed_daemon_left(tmp_path: Path, db_url: str) -> None:
+    # Review finding: X re-queued and re-sent while Y's slow Slack lookup was still under way; Y's
+    # answer then put the alerts back to pending and both sent. Exactly one message per alert.
+    daemon, slow, keys = await _died_mid_send(tmp_path, db_url)
+    later = daemon.clock.now() + timedelta(seconds=61)  # its heartbeat is stale: known dead
+    x, x_sent = _second_runtime(tmp_path, "daemon-x", FakeClock(later), url=db_url)
+    y, y_sent = _second_runtime(
+        tmp_path, "daemon-y", FakeClock(later), url=db_url, notifier=SlowLookupNotifier()
+    )
+    lookup = y_sent
+    assert isinstance(lookup, SlowLookupNotifier)
+    try:
+        y_reconciling = asyncio.create_task(y.delivery.reconcile())
+        await asyncio.wait_for(lookup.asked.wait(), 5)
+        # While Y asks the receiver, the rows are Y's: X neither asks again nor re-sends them.
+        assert await x.delivery.reconcile() == 0
+        await x.delivery.drain()
+        lookup.answer.set()
+        assert await y_reconciling == len(keys)
+        await y.delivery.drain()
+        await x.delivery.reconcile()
+        await x.delivery.drain()
+        sent = [*x_sent.keys, *y_sent.keys, *slow.keys]
+        assert sorted(sent) == sorted(keys), "an alert went out twice (or not at all)"
+        with daemon.db.session() as session:
+            assert set(session.execute(select(models.Alert.status)).scalars()) == {"sent"}
+    finally:
+        lookup.answer.set()
+        await x.aclose()
+        await y.aclose()
+        await daemon.aclose()
+
+
+async def test_a_reconciler_killed_mid_lookup_leaves_its_claim_to_the_next(
+    tmp_path: Path, db_url: str
+) -> None:
+    daemon, _slow, keys = await _died_mid_send(tmp_path, db_url)
+    later = daemon.clock.now() + timedelta(seconds=61)
+    y, lookup = _second_runtime(
+        tmp_path, "daemon-y", FakeClock(later), url=db_url, notifier=SlowLookupNotifier()
+    )
+    assert isinstance(lookup, SlowLookupNotifier)
+    x_clock = FakeClock(later)
+    x, x_sent = _second_runtime(tmp_path, "daemon-x", x_clock, url=db_url)
+    try:
+        y_reconciling = asyncio.create_task(y.delivery.reconcile())
+        await asyncio.wait_for(lookup.asked.wait(), 5)
+        y_reconciling.cancel()  # Y dies while asking
+        with contextlib.suppress(asyncio.CancelledError):
+            await y_reconciling
+        assert await x.delivery.reconcile() == 0  # Y beat with its claim: alive for lease_ttl
+        x_clock.advance(61)
+        assert await x.delivery.reconcile() == len(keys)
+        await x.delivery.drain()
+        assert sorted(x_sent.keys) == sorted(keys) and lookup.sent == []
+    finally:
+        lookup.answer.set()
+        await x.aclose()
+        await y.aclose()
+        await daemon.aclose()
+
+
+async def test_after_a_database_outage_a_live_senders_alerts_are_not_taken_for_orphans(
+    tmp_path: Path, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Review finding: the database was away for longer than lease_ttl, so nobody could beat. When
+    # it came back, X's processing step reconciled before the others beat again, took the alerts
+    # a live daemon was sending for orphans and sent them a second time.
+    daemon, slow, sending = await _mid_send(tmp_path, db_url)
+    back = daemon.clock.now() + timedelta(seconds=90)  # the outage: 90 s without a beat (ttl 60 s)
+    x_clock = FakeClock(back)
+    x, x_sent = _second_runtime(tmp_path, "daemon-x", x_clock, url=db_url)
+    try:
+        x.delivery.database_failed(back - timedelta(seconds=1))  # X's last failed beat or step
+        with caplog.at_level(logging.WARNING, logger="repmon.outbox"):
+            assert await x.delivery.reconcile() == 0
+            await x.delivery.drain()
+        assert x_sent.sent == []
+        assert not [r for r in caplog.records if "reconciled" in r.getMessage()]
+        slow.release.set()  # the live daemon's send completes and is recorded
+        assert await sending > 0
+        x_clock.advance(61)  # X has now seen the database for lease_ttl: heartbeats count again
+        assert await x.delivery.reconcile() == 0
+        await x.delivery.drain()
+        assert x_sent.sent == [] and len(slow.keys) == len(set(slow.keys)) > 0
+    finally:
+        slow.release.set()
+        await x.aclose()
+        await daemon.aclose()
+
+
+async def test_after_a_database_outage_a_dead_senders_alerts_wait_one_lease_ttl(
+    tmp_path: Path, db_url: str
+) -> None:
+    daemon, _slow, keys = await _died_mid_send(tmp_path, db_url)
+    back = daemon.clock.now() + timedelta(seconds=90)
+    x_clock = FakeClock(back)
+    x, x_sent = _second_runtime(tmp_path, "daemon-x", x_clock, url=db_url)
+    try:
+        x.delivery.database_failed(back)
+        assert await x.delivery.reconcile() == 0
+        x_clock.advance(59)
+        assert await x.delivery.reconcile() == 0
+        x_clock.advance(1)  # a lease_ttl of database seen without failing: the silence means death
+        assert await x.delivery.reconcile() == len(keys)
+        await x.delivery.drain()
+        assert sorted(x_sent.keys) == sorted(keys)
+    finally:
+        await x.aclose()
+        await daemon.aclose()
+
+
+async def test_a_failed_heartbeat_is_retried_every_second_and_noted_for_reconciling(tmp_path: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.daemon import Daemon
+
+    runtime, _notifier = _runtime(tmp_path, PRAISES[:1])
+    clock = runtime.clock
+    assert isinstance(clock, FakeClock)
+    daemon = Daemon(runtime)
+    beats: list[datetime] = []
+
+    async def heartbeat(roles: str = "all") -> None:
+        beats.append(clock.now())
+        if 2 <= len(beats) <= 4:  # the database is away for three beats
+            raise OperationalError("INSERT INTO daemon_heartbeats", {}, ConnectionError("refused"))
+        if len(beats) >= 6:
+            daemon.stop.set()
+
+    runtime.heartbeat = heartbeat  # type: ignore[method-assign]
+    try:
+        await asyncio.wait_for(daemon._heartbeat_loop(), 10)
+    finally:
+        await runtime.aclose()
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(beats)]
+    ttl = runtime.settings.daemon.lease_ttl
+    # After a failed beat the next try comes within a second; once it works, every lease_ttl/3.
+    assert gaps == [ttl / 3, 1.0, 1.0, 1.0, ttl / 3]
+    assert runtime.delivery.database_failed_at == beats[3]
+
+
+class _WebhookLike(CapturingNotifier):
+    """A receiver that cannot read back (a Slack incoming webhook)."""
+
+    name = "webhook"
+    reconciles = False
+
+    async def find_delivered(self, notification: Notification, since: datetime) -> DeliveryReceipt | None:
+        return None
+
+
+async def test_webhook_with_an_audit_file_stays_at_most_once_across_daemons(tmp_path: Path) -> None:
+    # Review finding: a tee reconciled because its JSONL audit file can be searched; but that file
+    # is written after the webhook answered, by the daemon that sent (its own file), so a survivor
+    # found nothing in its file and sent the message a second time.
+    from alerts.console import JsonlNotifier
+    from monitor.notify import TeeNotifier
+
+    hook = _WebhookLike()
+    tee_a = TeeNotifier(hook, JsonlNotifier(tmp_path / "audit-a.jsonl"))
+    tee_x = TeeNotifier(hook, JsonlNotifier(tmp_path / "audit-x.jsonl"))
+    assert not tee_a.reconciles and not tee_x.reconciles
+    daemon, _slow, keys = await _died_mid_send(tmp_path, f"sqlite:///{tmp_path / 'o.db'}")
+    with daemon.db.session() as session:
+        rows = list(session.execute(select(models.Alert).where(models.Alert.status == "sending")).scalars())
+    await hook.send(daemon.delivery._notification(rows))  # Slack got it; A died before its audit line
+    x, _ = _second_runtime(tmp_path, "daemon-x", FakeClock(daemon.clock.now() + timedelta(seconds=61)))
+    x.delivery.notifier = tee_x
+    try:
+        assert await x.delivery.reconcile() == len(keys)
+        await x.delivery.drain()
+        assert sorted(hook.keys) == sorted(keys), "the webhook message went out twice"
+        with daemon.db.session() as session:
+            settled = list(session.execute(select(models.Alert)).scalars())
+        assert {(a.status, a.status_reason) for a in settled} == {
+            ("sent", "unconfirmed: crashed while sending")
+        }
+    finally:
+        await x.aclose()
         await daemon.aclose()
