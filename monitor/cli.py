@@ -242,7 +242,9 @@ def run(
         daemon = Daemon(runtime, config_path=config, roles=frozenset(roles), extra_tasks=extra)
         await daemon.run()
 
-    asyncio.run(main_())
+    from monitor.runtime import run_daemon
+
+    run_daemon(main_())  # unlike asyncio.run, never waits forever for a hung database call
 
 
 @app.command()

@@ -17,15 +17,16 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from config.settings import Settings, SourceSettings
 from monitor import models
 from monitor.clock import Clock
 from monitor.db import Database
 from monitor.metrics import Metrics
-from monitor.outbox import enqueue, live_owner
+from monitor.outbox import enqueue
 from monitor.store import StoreStats, load_cursor, store_poll
 from monitor.watch import Watchlist
 from sources.base import (
@@ -80,6 +81,8 @@ class PollOutcome:
     more: bool = False
     skipped: int = 0
     leased_elsewhere: bool = False
+    #: The source's stored schedule (backoff, Retry-After) says not yet: nothing was fetched.
+    not_due: bool = False
 
 
 class PollLimiter:
@@ -146,6 +149,10 @@ class SourceCoordinator:
         self.failures = 0
         self.disabled: str | None = None
         self.next_poll_at: datetime | None = None
+        #: The last successful poll as last read or written (for the lag gauge during an outage).
+        self.last_success_at: datetime | None = None
+        #: Whether this daemon held the lease at its last attempt (None: not known yet).
+        self.holds_lease: bool | None = None
         self._health_ready = False
         self._storage_failing = False
 
@@ -210,7 +217,7 @@ class SourceCoordinator:
         if delay > 0:
             await _sleep_or_stop(self.clock, delay, stop)
         while not stop.is_set() and self.disabled is None:
-            outcome = await self.poll_once()
+            outcome = await self.poll_once(on_schedule=True)
             if on_stored is not None and outcome.stats is not None and outcome.stats.inserted:
                 on_stored()
             if self.disabled is not None:
@@ -219,11 +226,17 @@ class SourceCoordinator:
 
     # -- polling ---------------------------------------------------------------------------
 
-    def _acquire_lease(self, now: datetime) -> bool:
-        """Take or renew this source's lease; False when another live daemon holds it.
+    def _acquire_lease(self) -> bool:
+        """Take or renew this source's lease; False while another daemon's lease runs.
 
-        On SQLite there is only ever one daemon, so a lease left by a killed process is taken over
-        at once instead of after its expiry.
+        The expiry is decided by the database clock and the lease is taken with one conditional
+        UPDATE, so two daemons never both win it, and a daemon whose lease ran out (during a
+        database outage, say) gets it back only if nobody took it meanwhile. It is held for a whole
+        poll here and, once the poll is recorded, until the next poll is due (plus ``lease_ttl``),
+        so a daemon that dies loses its sources at most ``lease_ttl`` after their next poll was due.
+        Heartbeats play no part: they cannot be written during an outage either.
+
+        On SQLite there is only ever one daemon: no lease.
         """
         if not self.db.is_postgres:
             return True
@@ -235,18 +248,29 @@ class SourceCoordinator:
                     or_(
                         models.SourceHealth.lease_owner.is_(None),
                         models.SourceHealth.lease_owner == self.owner,
-                        models.SourceHealth.lease_until < now,
-                        ~live_owner(models.SourceHealth.lease_owner, now, self.lease_ttl),
+                        models.SourceHealth.lease_until.is_(None),
+                        models.SourceHealth.lease_until < func.now(),
                     ),
                 )
-                # Held across the interval, so one daemon keeps a source; a dead daemon's lease is
-                # taken over as soon as its heartbeat is older than lease_ttl.
                 .values(
                     lease_owner=self.owner,
-                    lease_until=now + timedelta(seconds=self.config.interval + self.lease_ttl),
+                    lease_until=func.now() + timedelta(seconds=self.poll_timeout + self.lease_ttl),
                 )
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def _hold_lease(self, session: Session, wait: float) -> None:
+        """Keep the lease until the next poll is due plus ``lease_ttl`` (no-op on SQLite)."""
+        if not self.db.is_postgres:
+            return
+        session.execute(
+            update(models.SourceHealth)
+            .where(
+                models.SourceHealth.source_name == self.name,
+                models.SourceHealth.lease_owner == self.owner,
+            )
+            .values(lease_until=func.now() + timedelta(seconds=wait + self.lease_ttl))
+        )
 
     def release_lease(self) -> None:
         """Give the lease up (clean shutdown) so another daemon can take over at once."""
@@ -260,25 +284,43 @@ class SourceCoordinator:
                 .values(lease_owner=None, lease_until=None)
             )
 
-    def _prepare(self, now: datetime) -> Cursor | None:
-        """Health row, lease and stored cursor; None when another daemon holds the lease."""
+    def _prepare(self, now: datetime, on_schedule: bool) -> Cursor | PollOutcome:
+        """Health row, stored schedule, lease and stored cursor; an outcome when not polling now.
+
+        The schedule and the failure count live in the health row, so whichever daemon polls next
+        honours the backoff or the server's Retry-After that another daemon recorded.
+        """
         self._ensure_health_row()
-        if not self._acquire_lease(now):
-            return None
+        with self.db.session() as session:
+            health = session.get(models.SourceHealth, self.name)
+            assert health is not None
+            self.failures = health.consecutive_failures or 0
+            self.last_success_at = health.last_success_at
+            due = health.next_poll_at
+        self.next_poll_at = due
+        if on_schedule and due is not None and due > now:
+            return PollOutcome(self.name, ok=True, delay=(due - now).total_seconds(), not_due=True)
+        self.holds_lease = self._acquire_lease()
+        if not self.holds_lease:
+            return PollOutcome(
+                self.name, ok=True, delay=min(self.lease_ttl, self.interval_delay()), leased_elsewhere=True
+            )
         with self.db.session() as session:
             return load_cursor(session, self.name)
 
-    async def poll_once(self) -> PollOutcome:
+    async def poll_once(self, *, on_schedule: bool = False) -> PollOutcome:
         """Poll once, store what came back with the new cursor, update health; never raises.
 
-        It first waits for a slot of the shared :class:`PollLimiter`. Database work runs in a worker
+        With ``on_schedule`` (the daemon) a source whose stored ``next_poll_at`` has not come yet is
+        not polled (``not_due``); ``repmon once`` polls at once. It first waits for a slot of the
+        shared :class:`PollLimiter`. Database work runs in a worker
         thread so the event loop keeps serving other sources. When the database fails (unreachable,
         locked, full) nothing of the poll is kept and the cursor stays, so the same items are
         fetched again on the next try.
         """
         try:
             async with self.limiter.slot():
-                outcome = await self._poll(self.clock.now())
+                outcome = await self._poll(self.clock.now(), on_schedule)
         except SQLAlchemyError as exc:
             return self._storage_failed(exc)
         if self._storage_failing:
@@ -287,9 +329,18 @@ class SourceCoordinator:
         return outcome
 
     def _storage_failed(self, exc: SQLAlchemyError) -> PollOutcome:
-        """Count a poll the database refused and retry at the regular interval (not the source's fault)."""
-        self.metrics.polls.labels(self.name, "error").inc()
-        self.metrics.source_errors.labels(self.name, "storage").inc()
+        """Count a poll the database refused and retry at the regular interval (not the source's fault).
+
+        Counted by the daemon that polls the source (or may: not known yet), not by every daemon that
+        merely looks at it; the up gauge drops to 0 and the lag gauge keeps growing from memory.
+        """
+        if self.holds_lease is not False:
+            self.metrics.polls.labels(self.name, "error").inc()
+            self.metrics.source_errors.labels(self.name, "storage").inc()
+            self.metrics.source_up.labels(self.name).set(0)  # it is not being polled
+            if self.last_success_at is not None:
+                lag = (self.clock.now() - self.last_success_at).total_seconds()
+                self.metrics.source_lag.labels(self.name).set(lag)
         problem: BaseException = getattr(exc, "orig", None) or exc
         detail = f"{type(problem).__name__}: {str(problem).strip().splitlines()[0] if str(problem).strip() else ''}"
         wait = self.interval_delay()
@@ -304,12 +355,10 @@ class SourceCoordinator:
             )
         return PollOutcome(self.name, ok=False, error=f"storage: {detail[:300]}", delay=wait)
 
-    async def _poll(self, now: datetime) -> PollOutcome:
-        cursor = await asyncio.to_thread(self._prepare, now)
-        if cursor is None:
-            return PollOutcome(
-                self.name, ok=True, delay=min(self.lease_ttl, self.interval_delay()), leased_elsewhere=True
-            )
+    async def _poll(self, now: datetime, on_schedule: bool = False) -> PollOutcome:
+        cursor = await asyncio.to_thread(self._prepare, now, on_schedule)
+        if isinstance(cursor, PollOutcome):
+            return cursor
         try:
             async with asyncio.timeout(self.poll_timeout) as budget:
                 result = await self.source.poll(cursor)
@@ -321,8 +370,9 @@ class SourceCoordinator:
             cut = TransientError(f"poll did not finish within {self.poll_timeout:g}s and was cut off")
             return await asyncio.to_thread(self._failed, "transient", cut, now)
         except RateLimitedError as exc:
-            delay = exc.retry_after if exc.retry_after is not None else self.backoff_delay()
-            return await asyncio.to_thread(self._failed, "rate_limited", exc, now, max(delay, 1.0))
+            # the server's reset time, else backoff on the stored failure count
+            wait = max(exc.retry_after, 1.0) if exc.retry_after is not None else None
+            return await asyncio.to_thread(self._failed, "rate_limited", exc, now, wait)
         except AuthError as exc:
             return await asyncio.to_thread(self._disable, "auth", exc, now)
         except NotConfiguredError as exc:
@@ -335,19 +385,23 @@ class SourceCoordinator:
         return await asyncio.to_thread(self._succeeded, result, now)
 
     def _succeeded(self, result: PollResult, now: datetime) -> PollOutcome:
+        delay = MORE_DELAY if result.more else self.interval_delay()
         with self.db.session() as session:
             stats, _ids = store_poll(session, self.name, result, self.watchlist, self.clock.now())
             health = session.get(models.SourceHealth, self.name)
             assert health is not None
             health.last_poll_at = now
             if not result.gone:  # a 410 ends the source: its last success stays the real one
-                health.last_success_at = now
+                health.last_success_at = self.last_success_at = now
             health.polls_total += 1
             health.mentions_total += stats.inserted
             health.skipped_total += result.skipped
             health.consecutive_failures = 0
+            health.next_poll_at = self.next_poll_at = self.clock.now() + timedelta(seconds=delay)
             if result.gone:
                 health.disabled_reason = "the remote side answered 410 Gone"
+                health.next_poll_at = self.next_poll_at = None
+            self._hold_lease(session, delay)
         if self.failures:
             log.info("source %s recovered after %d failed polls", self.name, self.failures)
         self.failures = 0
@@ -362,21 +416,31 @@ class SourceCoordinator:
             log.warning(
                 "source %s answered 410 Gone; polling stopped until the configuration changes", self.name
             )
-        delay = MORE_DELAY if result.more else self.interval_delay()
         return PollOutcome(
             self.name, ok=True, stats=stats, delay=delay, more=result.more, skipped=result.skipped
         )
 
     def _record_failure(
-        self, reason: str, exc: BaseException, now: datetime, disabled: str | None = None
-    ) -> None:
-        self.failures += 1
+        self,
+        reason: str,
+        exc: BaseException,
+        now: datetime,
+        disabled: str | None = None,
+        delay: float | None = None,
+    ) -> float:
+        """Count the failure in the health row (shared by every daemon); returns the wait before the next poll.
+
+        The wait is ``delay`` (the server's Retry-After) or the backoff for the stored failure count,
+        so backoff keeps doubling whichever daemon polls; it is stored as ``next_poll_at``.
+        """
         self.metrics.polls.labels(self.name, "error").inc()
         self.metrics.source_errors.labels(self.name, reason).inc()
         self.metrics.source_up.labels(self.name).set(0)
         with self.db.session() as session:
             health = session.get(models.SourceHealth, self.name)
             assert health is not None
+            self.failures = (health.consecutive_failures or 0) + 1
+            wait = delay if delay is not None else self.backoff_delay()
             health.last_poll_at = now
             health.last_error_at = now
             health.last_error = f"{reason}: {exc}"[:1000]
@@ -385,12 +449,16 @@ class SourceCoordinator:
             health.errors_total += 1
             if disabled:
                 health.disabled_reason = disabled
+                health.next_poll_at = self.next_poll_at = None
+            else:
+                health.next_poll_at = self.next_poll_at = self.clock.now() + timedelta(seconds=wait)
+                self._hold_lease(session, wait)
+        return wait
 
     def _failed(
         self, reason: str, exc: BaseException, now: datetime, delay: float | None = None
     ) -> PollOutcome:
-        self._record_failure(reason, exc, now)
-        wait = delay if delay is not None else self.backoff_delay()
+        wait = self._record_failure(reason, exc, now, delay=delay)
         if self.failures == 1:
             log.warning("source %s is failing (%s): %s; retrying in %.0fs", self.name, reason, exc, wait)
         else:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
@@ -61,6 +62,8 @@ class Daemon:
         self._extra = list(extra_tasks or [])
         self._mtime = config_path.stat().st_mtime if config_path and config_path.exists() else None
         self.health_port: int | None = None
+        #: When a heartbeat or processing step last failed to reach the database (see reconcile).
+        self._database_failed_at: datetime | None = None
 
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT (or ``stop``), then shut down within the timeout."""
@@ -210,17 +213,31 @@ class Daemon:
             self._mtime = mtime
 
     async def _heartbeat_loop(self) -> None:
-        """Beat three times per lease_ttl so a live daemon is never mistaken for a dead one."""
+        """Beat three times per lease_ttl so a live daemon is never mistaken for a dead one.
+
+        After a failed beat (the database is away) it tries every second, so the others see this
+        daemon alive as soon as the database is back, not up to lease_ttl/3 later.
+        """
         roles = ",".join(sorted(self.roles))
         beats = FailureLog(log, "heartbeat")  # one line when it starts failing, one on recovery
+        failing = False
         while not self.stop.is_set():
-            await _sleep_or_stop(self.runtime.clock, self.runtime.settings.daemon.lease_ttl / 3, self.stop)
+            ttl = self.runtime.settings.daemon.lease_ttl
+            await _sleep_or_stop(self.runtime.clock, min(ttl / 3, 1.0) if failing else ttl / 3, self.stop)
             try:
                 await self.runtime.heartbeat(roles)
             except Exception as exc:  # noqa: BLE001 - logged once by FailureLog, retried next beat
-                beats.failed(exc, f"retrying every {self.runtime.settings.daemon.lease_ttl / 3:.0f}s")
+                self._database_failed()
+                beats.failed(exc, "retrying every second")
+                failing = True
             else:
                 beats.succeeded()
+                failing = False
+
+    def _database_failed(self) -> None:
+        """Remember that the database was out of reach now (stale heartbeats prove nothing for a while)."""
+        self._database_failed_at = self.runtime.clock.now()
+        self.runtime.delivery.database_failed(self._database_failed_at)
 
     async def _process_loop(self) -> None:
         try:
@@ -243,6 +260,8 @@ class Daemon:
                 busy = await self._process_step()
                 await asyncio.to_thread(self._update_gauges)
             except Exception as exc:  # noqa: BLE001 - logged once by FailureLog, retried next step
+                if isinstance(exc, SQLAlchemyError | OSError):
+                    self._database_failed()
                 steps.failed(exc, f"retrying every {interval:.1f}s")
                 busy = False
             else:
@@ -273,6 +292,8 @@ class Daemon:
         if "alert" in self.roles:
             done += await asyncio.to_thread(rt.rules.run_batch)
             done += await asyncio.to_thread(rt.spikes.run)
+            if self._database_failed_at is not None:  # a reload builds a new stage: tell it again
+                rt.delivery.database_failed(self._database_failed_at)
             await rt.delivery.reconcile()
             done += await rt.delivery.run_batch()
         return done > 0
@@ -341,7 +362,15 @@ class Daemon:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         try:
-            report = await asyncio.to_thread(health_report, self.runtime)
+            report = await self.runtime.health_probe.async_report()
+        except TimeoutError:
+            # A database that hangs (rather than refusing connections) must not hang /healthz too.
+            down = {
+                "status": "down",
+                "daemon": self.runtime.owner,
+                "error": f"database not answering within {self.runtime.health_probe.timeout:g}s",
+            }
+            return web.json_response(down, status=503)
         except SQLAlchemyError as exc:
             # The daemon is alive but cannot reach its database: say so (503), not a bare 500.
             problem = type(getattr(exc, "orig", None) or exc).__name__

@@ -18,6 +18,12 @@ __all__ = ["Database", "database_url", "redact_url"]
 
 #: How long SQLite waits for a lock held by another connection or process (milliseconds).
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: PostgreSQL: seconds to establish a connection (a server that accepts but never answers, such as
+#: a stopped postmaster, fails after this instead of hanging the caller forever).
+PG_CONNECT_TIMEOUT = 10
+#: PostgreSQL: a statement running this long is stuck (ms); waiting this long for a lock, too.
+PG_STATEMENT_TIMEOUT_MS = 300_000
+PG_LOCK_TIMEOUT_MS = 60_000
 
 
 def database_url(storage: StorageSettings, env: Mapping[str, str] | None = None) -> str:
@@ -52,6 +58,7 @@ class Database:
         else:
             kwargs["pool_size"] = pool_size
             kwargs["pool_pre_ping"] = True
+            kwargs["connect_args"] = _pg_connect_args(parsed.query)
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -104,6 +111,23 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({redact_url(self.url)})"
+
+
+def _pg_connect_args(query: Mapping[str, Any]) -> dict[str, Any]:
+    """Timeouts and TCP keepalives for libpq, unless the URL sets them itself.
+
+    A database that stops answering (a hung server, a stalled network) then fails a call instead
+    of hanging it; callers on the event loop bound their wait for a worker thread on top of this.
+    """
+    args: dict[str, Any] = {
+        "connect_timeout": PG_CONNECT_TIMEOUT,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "options": f"-c statement_timeout={PG_STATEMENT_TIMEOUT_MS} -c lock_timeout={PG_LOCK_TIMEOUT_MS}",
+    }
+    return {key: value for key, value in args.items() if key not in query}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

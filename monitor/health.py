@@ -14,6 +14,7 @@ The policy (docs/operations.md, "GET /healthz"):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,6 +33,7 @@ __all__ = [
     "CREDENTIAL_ERRORS",
     "Condition",
     "DaemonHealth",
+    "HealthProbe",
     "WatchedNotifier",
     "health_report",
 ]
@@ -50,6 +52,8 @@ SOURCE_FAILURES_DEGRADED = 3
 #: A source without a successful poll for this many intervals (plus LATE_GRACE) is late.
 LATE_INTERVALS = 3
 LATE_GRACE = 60.0
+#: Seconds /healthz waits for the database before it answers 503 "down" (a hung server).
+HEALTH_DB_TIMEOUT = 5.0
 
 #: Slack (Web API and webhook) errors that say the credentials are refused: no alert can get through.
 CREDENTIAL_ERRORS = frozenset(
@@ -192,6 +196,26 @@ class WatchedNotifier:
     def __getattr__(self, name: str) -> Any:
         # Receiver-specific extras (e.g. SlackNotifier.update_message) pass through.
         return getattr(self.inner, name)
+
+
+class HealthProbe:
+    """Builds :func:`health_report` in a worker thread, waiting at most ``timeout`` for it.
+
+    A database that hangs instead of refusing connections would otherwise hang /healthz too. While
+    one probe is still stuck, later requests wait on that same probe instead of starting more: a
+    hung database holds one worker thread, not one per health check.
+    """
+
+    def __init__(self, runtime: Runtime, timeout: float = HEALTH_DB_TIMEOUT) -> None:
+        self.runtime = runtime
+        self.timeout = timeout
+        self._probe: asyncio.Future[dict[str, object]] | None = None
+
+    async def async_report(self) -> dict[str, object]:
+        """The report; raises TimeoutError when the database does not answer within ``timeout``."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(asyncio.to_thread(health_report, self.runtime))
+        return await asyncio.wait_for(asyncio.shield(self._probe), self.timeout)
 
 
 def credentials_refused(exc: DeliveryError) -> bool:

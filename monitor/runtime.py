@@ -10,22 +10,28 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
+from sqlalchemy import delete, update
 
 from alerts.model import Notifier
 from classifiers.base import Classifier, ClassifierError
 from config.loader import LoadedConfig
 from config.settings import Settings
+from monitor import models
 from monitor.classify import ClassifyStage
 from monitor.clock import Clock, SystemClock
 from monitor.coordinator import PollLimiter, PollOutcome, SourceCoordinator
 from monitor.db import Database, database_url
-from monitor.health import DaemonHealth, WatchedNotifier
+from monitor.health import DaemonHealth, HealthProbe, WatchedNotifier
+from monitor.logs import describe
 from monitor.metrics import Metrics
 from monitor.outbox import DeliveryStage, keep_alive
 from monitor.rules_stage import RulesStage
@@ -35,13 +41,19 @@ from sources.base import SourceContext
 from sources.http import USER_AGENT
 from sources.registry import build_source
 
-__all__ = ["ClassifierUnavailableError", "CycleSummary", "Runtime", "daemon_id"]
+__all__ = ["ClassifierUnavailableError", "CycleSummary", "Runtime", "daemon_id", "run_daemon"]
 
 log = logging.getLogger("repmon.runtime")
 
 #: First wait before loading a classifier again after it failed to load; doubles up to the maximum.
 CLASSIFIER_RETRY_FIRST = 5.0
 CLASSIFIER_RETRY_MAX = 300.0
+#: Seconds :meth:`Runtime.aclose` may take in all (leases, sources, receiver, database).
+CLOSE_TIMEOUT = 3.0
+#: Seconds to wait at exit for worker threads still inside a database call before leaving them.
+THREAD_EXIT_GRACE = 1.0
+#: Heartbeat rows of daemons silent this long are deleted (they are long gone).
+HEARTBEAT_KEEP = timedelta(days=1)
 
 
 class ClassifierUnavailableError(ClassifierError):
@@ -100,6 +112,8 @@ class Runtime:
         self.metrics = Metrics()
         #: In-process health (classifier, delivery, processing loop) behind /healthz.
         self.health = DaemonHealth()
+        #: /healthz's report, bounded in time (a hung database answers 503, not never).
+        self.health_probe = HealthProbe(self)
         self.started_at = self.clock.now()
         if notifier is None:
             if notifier_factory is None:
@@ -403,10 +417,22 @@ class Runtime:
         return summary
 
     async def heartbeat(self, roles: str = "all") -> None:
-        """Tell other daemons this one is alive (its leases and claims stay its own)."""
+        """Tell other daemons this one is alive (its leases and claims stay its own).
+
+        Heartbeat rows of daemons silent for :data:`HEARTBEAT_KEEP` are deleted on the way, so
+        ``repmon status`` does not list every daemon that ever ran.
+        """
         from monitor.outbox import heartbeat
 
-        await asyncio.to_thread(heartbeat, self.db, self.owner, roles, self.clock.now())
+        now = self.clock.now()
+        await asyncio.to_thread(heartbeat, self.db, self.owner, roles, now)
+        await asyncio.to_thread(self._forget_old_heartbeats, now - HEARTBEAT_KEEP)
+
+    def _forget_old_heartbeats(self, before: datetime) -> None:
+        with self.db.session() as session:
+            session.execute(
+                delete(models.DaemonHeartbeat).where(models.DaemonHeartbeat.heartbeat_at < before)
+            )
 
     def _rebuild_notifier(self, settings: Settings) -> None:
         """A new receiver for changed alerts.*/slack.* settings; the old one closes when idle."""
@@ -441,14 +467,72 @@ class Runtime:
             except Exception:
                 log.warning("closing the replaced alert receiver failed", exc_info=True)
 
-    async def aclose(self) -> None:
-        """Close sources, the notifier and the database."""
+    async def aclose(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Hand the leases back, close sources, the notifier and the database; never raises.
+
+        Best effort within ``timeout`` seconds in all: a step that fails or hangs (the database
+        refuses connections or does not answer) is logged in one line and the next step still runs,
+        so a stop always completes. Leases not handed back expire by themselves.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+
+        async def step(what: str, work: Awaitable[object]) -> None:
+            try:
+                async with asyncio.timeout(max(0.5, deadline - loop.time())):
+                    await work
+            except TimeoutError:
+                log.warning("shutdown: could not %s in time; going on without it", what)
+            except Exception as exc:  # noqa: BLE001 - shutdown goes on whatever one step raised
+                log.warning("shutdown: could not %s (%s); going on without it", what, describe(exc))
+
+        await step("hand the source leases back", asyncio.to_thread(self._release_leases))
         for coordinator in self.coordinators.values():
-            coordinator.release_lease()
-            await coordinator.source.aclose()
-        await self.close_retired_notifiers()
-        await self.notifier.aclose()
-        self.db.dispose()
+            await step(f"close source {coordinator.name}", coordinator.source.aclose())
+        await step("close replaced alert receivers", self.close_retired_notifiers())
+        await step("close the alert receiver", self.notifier.aclose())
+        await step("close the database connections", asyncio.to_thread(self.db.dispose))
+
+    def _release_leases(self) -> None:
+        """Give every source lease of this daemon up in one statement (clean shutdown)."""
+        with self.db.session() as session:
+            session.execute(
+                update(models.SourceHealth)
+                .where(models.SourceHealth.lease_owner == self.owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+
+def run_daemon(main: Coroutine[Any, Any, None], *, grace: float = THREAD_EXIT_GRACE) -> None:
+    """Run the daemon's main coroutine; at the end, never wait forever for a hung database call.
+
+    ``asyncio.run`` (and the interpreter at exit) would join every worker thread, and a thread
+    inside a call to a database that stopped answering never returns. Threads still busy ``grace``
+    seconds after the loop ended are left behind: one line is logged and the process exits 0.
+    """
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(thread_name_prefix="repmon-worker")
+    loop.set_default_executor(executor)
+    try:
+        loop.run_until_complete(main)
+        leftover = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.wait(leftover, timeout=grace))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+        loop.close()
+    end = time.monotonic() + grace
+    workers = list(getattr(executor, "_threads", ()))
+    for thread in workers:
+        thread.join(max(0.0, end - time.monotonic()))
+    hung = [t for t in workers if t.is_alive()]
+    if hung:
+        log.warning("stopped, leaving %d database call(s) that do not return (the database hangs)", len(hung))
+        logging.shutdown()
+        os._exit(0)
 
 
 def _notifier_settings(settings: Settings) -> tuple[object, ...]:

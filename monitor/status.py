@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -15,11 +16,18 @@ from monitor.db import Database, database_url
 __all__ = ["print_status", "status_report"]
 
 
-def status_report(config: LoadedConfig) -> dict[str, Any]:
-    """Health of every source, queue depths and alert counts by status."""
+def status_report(config: LoadedConfig, now: datetime | None = None) -> dict[str, Any]:
+    """Health of every source (and which daemon polls it), the daemons, queue depths, alert counts."""
+    now = now or datetime.now(UTC)
+    stale = now - timedelta(seconds=config.settings.daemon.lease_ttl)
     db = Database(database_url(config.settings.storage))
     try:
         with db.read_session() as session:
+            beats = list(
+                session.execute(
+                    select(models.DaemonHeartbeat).order_by(models.DaemonHeartbeat.owner)
+                ).scalars()
+            )
             healths = list(
                 session.execute(
                     select(models.SourceHealth).order_by(models.SourceHealth.source_name)
@@ -54,8 +62,23 @@ def status_report(config: LoadedConfig) -> dict[str, Any]:
             "problem": _problem(h),
             "mentions_total": h.mentions_total,
             "skipped_total": h.skipped_total,
+            # a lease that ran out is nobody's (the next daemon to poll takes it)
+            "lease_owner": h.lease_owner if h.lease_until is None or h.lease_until > now else None,
+            "lease_until": h.lease_until,
+            "next_poll_at": h.next_poll_at,
         }
         for h in healths
+    ]
+    daemons = [
+        {
+            "owner": b.owner,
+            "roles": b.roles,
+            "started_at": b.started_at,
+            "last_heartbeat_at": b.heartbeat_at,
+            "alive": b.heartbeat_at >= stale,
+            "sources": sum(1 for s in sources if s["lease_owner"] == b.owner),
+        }
+        for b in beats
     ]
     seen = {h.source_name for h in healths}
     # configured but never polled (new, or no daemon running): listed, not left out
@@ -71,12 +94,16 @@ def status_report(config: LoadedConfig) -> dict[str, Any]:
             "problem": "not polled yet",
             "mentions_total": 0,
             "skipped_total": 0,
+            "lease_owner": None,
+            "lease_until": None,
+            "next_poll_at": None,
         }
         for src in config.settings.sources
         if src.name not in seen
     ]
     return {
         "sources": sources,
+        "daemons": daemons,
         "queues": {
             "classify": int(mentions.get("pending", 0)),
             "outbox": int(alerts.get("pending", 0) + alerts.get("sending", 0)),
@@ -103,9 +130,10 @@ def _problem(health: models.SourceHealth) -> str | None:
 
 def print_status(report: dict[str, Any], out: Console) -> None:
     """Render the status report as tables."""
-    table = Table(
-        "source", "kind", "last success", "failures", "mentions", "skipped", "problem", title="Sources"
-    )
+    # which daemon polls a source: only where there are leases (PostgreSQL with running daemons)
+    leases = any(s["lease_owner"] for s in report["sources"])
+    columns = ["source", "kind", "last success", "failures", "mentions", "skipped"]
+    table = Table(*columns, *(["polled by"] if leases else []), "problem", title="Sources")
     for s in report["sources"]:
         table.add_row(
             s["name"],
@@ -114,9 +142,21 @@ def print_status(report: dict[str, Any], out: Console) -> None:
             str(s["consecutive_failures"]),
             str(s["mentions_total"]),
             str(s["skipped_total"]),
+            *([s["lease_owner"] or ""] if leases else []),
             s["problem"] or "",
         )
     out.print(table)
+    if report["daemons"]:
+        daemons = Table("daemon", "roles", "last heartbeat", "state", "sources", title="Daemons")
+        for d in report["daemons"]:
+            daemons.add_row(
+                d["owner"],
+                d["roles"],
+                f"{d['last_heartbeat_at']:%Y-%m-%d %H:%M:%S}",
+                "alive" if d["alive"] else "[yellow]stale[/]",
+                str(d["sources"]),
+            )
+        out.print(daemons)
     q = report["queues"]
     out.print(
         f"queues: {q['classify']} mentions to score, {q['outbox']} alerts to send"

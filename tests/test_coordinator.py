@@ -197,3 +197,27 @@ async def test_gone_stops_the_source_without_counting_as_a_success(tmp_path: Pat
         assert health.last_success_at < health.last_poll_at, "a 410 counted as the last success"
         assert health.disabled_reason and "410" in health.disabled_reason
     assert coordinator.metrics.source_up.labels("scripted")._value.get() == 0
+
+
+async def test_a_storage_outage_drops_the_up_gauge_and_the_lag_keeps_growing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    coordinator, db, _ = _coordinator(tmp_path, [PollResult([], {}), PollResult([], {})])
+    assert (await coordinator.poll_once()).ok
+    metrics = coordinator.metrics
+
+    def refused() -> None:
+        raise OperationalError("connect", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(db, "session", refused)
+    assert isinstance(coordinator.clock, FakeClock)
+    coordinator.clock.advance(600)
+    outcome = await coordinator.poll_once()
+    assert not outcome.ok and outcome.error and outcome.error.startswith("storage")
+    assert metrics.source_up.labels("scripted")._value.get() == 0
+    assert metrics.source_lag.labels("scripted")._value.get() == 600
+    coordinator.holds_lease = False  # another daemon polls it: not this daemon's error to count
+    await coordinator.poll_once()
+    assert metrics.source_errors.labels("scripted", "storage")._value.get() == 1
