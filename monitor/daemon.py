@@ -17,14 +17,14 @@ from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from classifiers.base import ClassifierError
 from config.loader import ConfigError, LoadedConfig, load_config
 from monitor import models
 from monitor.coordinator import SourceCoordinator, _sleep_or_stop
-from monitor.health import health_report
+from monitor.health import health_report, queue_depths
 from monitor.logs import FailureLog
 from monitor.runtime import ClassifierUnavailableError, Runtime
 
@@ -317,12 +317,7 @@ class Daemon:
     def _update_gauges(self) -> None:
         rt = self.runtime
         with rt.db.read_session() as session:
-            pending = session.execute(
-                select(func.count()).where(models.Mention.classify_state == "pending")
-            ).scalar_one()
-            outbox = session.execute(
-                select(func.count()).where(models.Alert.status.in_(("pending", "sending")))
-            ).scalar_one()
+            pending, outbox = queue_depths(session)
             healths = list(session.execute(select(models.SourceHealth)).scalars())
         rt.metrics.queue_depth.labels("classify").set(pending)
         rt.metrics.queue_depth.labels("outbox").set(outbox)

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from alerts.model import DeliveryError, DeliveryReceipt, Notification, Notifier
 from monitor import models
@@ -36,6 +37,7 @@ __all__ = [
     "HealthProbe",
     "WatchedNotifier",
     "health_report",
+    "queue_depths",
 ]
 
 log = logging.getLogger("repmon.health")
@@ -224,6 +226,17 @@ def credentials_refused(exc: DeliveryError) -> bool:
     return bool(code) and str(code).strip().lower() in CREDENTIAL_ERRORS
 
 
+def queue_depths(session: Session) -> tuple[int, int]:
+    """Mentions waiting to be scored, and alerts waiting to be (or being) sent."""
+    pending = session.execute(
+        select(func.count()).where(models.Mention.classify_state == "pending")
+    ).scalar_one()
+    outbox = session.execute(
+        select(func.count()).where(models.Alert.status.in_(("pending", "sending")))
+    ).scalar_one()
+    return int(pending), int(outbox)
+
+
 def health_report(runtime: Runtime) -> dict[str, object]:
     """Health of the daemon and each source, as served on /healthz (policy in the module docstring)."""
     with runtime.db.read_session() as session:
@@ -232,12 +245,7 @@ def health_report(runtime: Runtime) -> dict[str, object]:
             for h in session.execute(select(models.SourceHealth)).scalars()
             if h.source_name in runtime.coordinators
         }
-        pending = session.execute(
-            select(func.count()).where(models.Mention.classify_state == "pending")
-        ).scalar_one()
-        outbox = session.execute(
-            select(func.count()).where(models.Alert.status.in_(("pending", "sending")))
-        ).scalar_one()
+        pending, outbox = queue_depths(session)
         failed = session.execute(select(func.count()).where(models.Alert.status == "failed")).scalar_one()
     now = runtime.clock.now()
     health = runtime.health

@@ -448,14 +448,7 @@ class DeliveryStage:
                 if _rowcount(result) == 1:
                     claimed.append((row, why))
             if claimed:
-                # The claim is ours while we beat: write the beat with it (as _claim does).
-                upsert(
-                    session,
-                    models.DaemonHeartbeat.__table__,
-                    {"owner": self.owner, "roles": "alert", "started_at": now, "heartbeat_at": now},
-                    keys=["owner"],
-                    update=["heartbeat_at"],
-                )
+                self._beat(session, now)  # the claim is ours while we beat (as in _claim)
             session.expunge_all()
         for row, _why in claimed:
             row.sending_by = self.owner
@@ -593,17 +586,23 @@ class DeliveryStage:
                 # (waiting a group_interval per ten alerts would let a loud brand's backlog grow).
                 batches.extend(chunked(batch))
             if claimed:
-                # The claim is this process's while its heartbeat is fresh: beat with the claim, so
-                # a sender without a heartbeat loop (a script, ``repmon once`` before it beats) is
-                # never taken for dead by another process reconciling.
-                upsert(
-                    session,
-                    models.DaemonHeartbeat.__table__,
-                    {"owner": self.owner, "roles": "alert", "started_at": now, "heartbeat_at": now},
-                    keys=["owner"],
-                    update=["heartbeat_at"],
-                )
+                self._beat(session, now)
             return batches
+
+    def _beat(self, session: Session, now: datetime) -> None:
+        """Write this process's heartbeat in the transaction of a claim.
+
+        A claim is this process's while its heartbeat is fresh: beating with the claim means a
+        sender without a heartbeat loop (a script, ``repmon once`` before it beats) is never taken
+        for dead by another process reconciling.
+        """
+        upsert(
+            session,
+            models.DaemonHeartbeat.__table__,
+            {"owner": self.owner, "roles": "alert", "started_at": now, "heartbeat_at": now},
+            keys=["owner"],
+            update=["heartbeat_at"],
+        )
 
     def _lock_groups(self, session: Session, groups: dict[str, list[models.Alert]]) -> None:
         """Create the groups' log rows and, on PostgreSQL, lock them until this claim commits.
