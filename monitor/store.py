@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, text, update
+from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from monitor import models
@@ -91,6 +91,9 @@ def store_mentions(
         [(h, m.created_at) for m, h in zip(mentions, hashes, strict=True) if _linkable(m)],
         [(m.source, ref) for m in mentions for ref in (m.external_id, m.repost_of) if ref],
     )
+    # Posts the database holds reposts of (read after the locks, so none can appear meanwhile),
+    # plus those this batch stores: only these need the look for reposts stored before them.
+    reposted = _reposted(session, mentions)
     for mention, chash in zip(mentions, hashes, strict=True):
         hits = watchlist.match(mention)
         mention_id = insert_ignore(
@@ -131,7 +134,12 @@ def store_mentions(
             continue
         stats.inserted += 1
         new_ids.append(mention_id)
-        stats.linked_copies += _link_story(session, mention, chash, mention_id)
+        key = (mention.source[:32], mention.external_id[:255])
+        stats.linked_copies += _link_story(
+            session, mention, chash, mention_id, may_have_reposts=key in reposted
+        )
+        if mention.repost_of:
+            reposted.add((mention.source[:32], mention.repost_of[:255]))
         if hits:
             stats.matched += 1
         for hit in hits:
@@ -205,17 +213,60 @@ def _lock_copy_keys(
     )
 
 
-def _link_story(session: Session, mention: Mention, chash: str, mention_id: int) -> int:
+def _link_story(
+    session: Session, mention: Mention, chash: str, mention_id: int, *, may_have_reposts: bool = True
+) -> int:
     """Link a just-stored mention into its story; returns how many stored roots became copies.
 
     The mention becomes a copy of an earlier original when there is one. Roots stored before it
     that copy *it* (its reposts, and, when it starts the story, the same text posted after it)
-    then move under the story's root together with their own copies.
+    then move under the story's root together with their own copies. ``may_have_reposts`` False
+    (the batch knows no stored repost of this post) skips looking for reposts.
     """
-    original = _find_original(session, mention, chash, mention_id)
+    m = models.Mention
+    original: int | None = None
+    if mention.repost_of:
+        target = session.execute(
+            select(m.id, m.duplicate_of_id).where(
+                m.source == mention.source[:32], m.external_id == mention.repost_of[:255]
+            )
+        ).first()
+        if target is not None:
+            original = target.duplicate_of_id or target.id
+    later: list[int] = []
+    if original is None and _linkable(mention):
+        # One look at the roots of the same text within the window either side: the earliest one up
+        # to this post's own time is its original (a post is never a copy of a later one, nor of its
+        # own repost: a repost can carry an earlier date in replayed data); when there is none, this
+        # post starts the story and the later ones are its copies.
+        earlier_roots: list[int] = []
+        for row in session.execute(
+            select(
+                m.id,
+                (m.created_at <= mention.created_at).label("earlier"),
+                and_(m.repost_of == mention.external_id[:255], m.source == mention.source[:32]).label(
+                    "reposts_it"
+                ),
+            )
+            .where(
+                m.content_hash == chash,
+                m.id != mention_id,
+                m.duplicate_of_id.is_(None),
+                m.created_at >= mention.created_at - DUPLICATE_WINDOW,
+                m.created_at <= mention.created_at + DUPLICATE_WINDOW,
+            )
+            .order_by(m.created_at, m.id)
+        ):
+            if not row.earlier:
+                later.append(row.id)
+            elif not row.reposts_it:
+                earlier_roots.append(row.id)
+        if earlier_roots:
+            original, later = earlier_roots[0], []
+    if may_have_reposts:
+        later = _stored_reposts(session, mention, mention_id) + later
     root = mention_id if original is None else original
-    later = _stored_copies(session, mention, chash, mention_id, starts_story=original is None)
-    moved = [i for i in later if i != root]
+    moved = [i for i in dict.fromkeys(later) if i != root]
     if moved:
         session.execute(
             update(models.Mention)
@@ -229,47 +280,10 @@ def _link_story(session: Session, mention: Mention, chash: str, mention_id: int)
     return len(moved) + (original is not None)
 
 
-def _find_original(session: Session, mention: Mention, chash: str, mention_id: int) -> int | None:
-    """The root of the story this mention copies: its repost target's, or the same text posted earlier."""
+def _stored_reposts(session: Session, mention: Mention, mention_id: int) -> list[int]:
+    """Roots stored before this mention that repost it."""
     m = models.Mention
-    if mention.repost_of:
-        target = session.execute(
-            select(m.id, m.duplicate_of_id).where(
-                m.source == mention.source[:32], m.external_id == mention.repost_of[:255]
-            )
-        ).first()
-        if target is not None:
-            return target.duplicate_of_id or target.id
-    if not _linkable(mention):
-        return None
-    # The earliest root of the same text up to this post's own time: a post is never a copy of a
-    # later one, nor of its own repost (a repost can carry an earlier date in replayed data).
-    return session.execute(
-        select(m.id)
-        .where(
-            m.content_hash == chash,
-            m.id != mention_id,
-            m.duplicate_of_id.is_(None),
-            m.created_at >= mention.created_at - DUPLICATE_WINDOW,
-            m.created_at <= mention.created_at,
-            or_(
-                m.repost_of.is_(None),
-                m.repost_of != mention.external_id[:255],
-                m.source != mention.source[:32],
-            ),
-        )
-        .order_by(m.created_at, m.id)
-        .limit(1)
-    ).scalar_one_or_none()
-
-
-def _stored_copies(
-    session: Session, mention: Mention, chash: str, mention_id: int, *, starts_story: bool
-) -> list[int]:
-    """Roots stored before this mention that copy it: its reposts, and later posts of its text."""
-    m = models.Mention
-    # One query per kind of copy, each on its own index (an OR of both would scan the table).
-    found = list(
+    return list(
         session.execute(
             select(m.id).where(
                 m.source == mention.source[:32],
@@ -279,17 +293,17 @@ def _stored_copies(
             )
         ).scalars()
     )
-    if starts_story and _linkable(mention):
-        found += session.execute(
-            select(m.id).where(
-                m.content_hash == chash,
-                m.id != mention_id,
-                m.duplicate_of_id.is_(None),
-                m.created_at > mention.created_at,
-                m.created_at <= mention.created_at + DUPLICATE_WINDOW,
-            )
-        ).scalars()
-    return list(dict.fromkeys(found))
+
+
+def _reposted(session: Session, mentions: list[Mention]) -> set[tuple[str, str]]:
+    """(source, external id) of the batch's posts that a stored post reposts: one query per 500."""
+    m = models.Mention
+    ids = sorted({mention.external_id[:255] for mention in mentions})
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(ids), 500):
+        rows = session.execute(select(m.source, m.repost_of).where(m.repost_of.in_(ids[start : start + 500])))
+        found.update((source, ref) for source, ref in rows if ref is not None)
+    return found
 
 
 def _short(value: str | None, limit: int = 255) -> str | None:
