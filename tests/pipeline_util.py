@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,23 @@ def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> Path:
 
 
 def config_text(
-    db_url: str, replay: Path, *, extra_sources: str = "", alerts: str = "", batch: int = 100, extra: str = ""
+    db_url: str,
+    replay: Path,
+    *,
+    extra_sources: str = "",
+    alerts: str = "",
+    batch: int = 100,
+    extra: str = "",
+    interval: str | None = None,
+    health_port: int | None = None,
 ) -> str:
-    """A configuration with two brands and one replay source."""
+    """A configuration with two brands and one replay source.
+
+    A daemon test sets ``interval`` (the replay source's, e.g. "1s") and ``health_port`` 0 (any free
+    port) so it runs quickly and serves /healthz.
+    """
+    source_interval = f"\n    interval: {interval}" if interval else ""
+    port = "null" if health_port is None else health_port
     return f"""
 storage:
   url: {db_url}
@@ -63,7 +79,7 @@ sources:
   - name: replay
     type: replay
     path: {replay}
-    batch_size: {batch}
+    batch_size: {batch}{source_interval}
 {extra_sources}
 alerts:
   group_wait: 0s
@@ -73,8 +89,16 @@ alerts:
 spikes:
   clock: data
 daemon:
-  health_port: null
+  health_port: {port}
 {extra}"""
+
+
+async def wait_until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait (polling every 50 ms) until ``predicate()`` is true; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
 
 
 def make_runtime(

@@ -15,7 +15,7 @@ from config.loader import load_config
 from monitor.daemon import Daemon
 from monitor.migrate import upgrade
 from monitor.runtime import Runtime
-from tests.pipeline_util import config_text, post, write_jsonl
+from tests.pipeline_util import config_text, post, wait_until, write_jsonl
 
 
 def _files(tmp_path: Path) -> Path:
@@ -23,20 +23,10 @@ def _files(tmp_path: Path) -> Path:
         tmp_path / "posts.jsonl",
         [post(i, f"Acme Rail is brilliant, thanks {i}", minutes=i) for i in range(1, 6)],
     )
-    text = config_text(f"sqlite:///{tmp_path / 'd.db'}", replay).replace(
-        "health_port: null", "health_port: 0"
-    )
-    text = text.replace("    batch_size: 100\n", "    batch_size: 100\n    interval: 1s\n")
+    text = config_text(f"sqlite:///{tmp_path / 'd.db'}", replay, interval="1s", health_port=0)
     cfg = tmp_path / "repmon.yaml"
     cfg.write_text(text, encoding="utf-8")
     return cfg
-
-
-async def _wait(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_health_metrics_reload_and_shutdown(tmp_path: Path) -> None:
@@ -47,8 +37,8 @@ async def test_health_metrics_reload_and_shutdown(tmp_path: Path) -> None:
     daemon = Daemon(runtime, config_path=cfg)
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: len(notifier.keys) == 5)
-        await _wait(lambda: daemon.health_port not in (None, 0))
+        await wait_until(lambda: len(notifier.keys) == 5)
+        await wait_until(lambda: daemon.health_port not in (None, 0))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.health_port}") as client:
             health = (await client.get("/healthz")).json()
             assert health["status"] == "ok"
@@ -96,12 +86,12 @@ async def test_new_mentions_wake_the_processing_loop(tmp_path: Path) -> None:
     daemon = Daemon(runtime)
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: len(notifier.keys) == 1)
+        await wait_until(lambda: len(notifier.keys) == 1)
         await asyncio.sleep(1.5)  # the loop is idle now, in its 60 s wait
         with replay.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(post(2, "Acme Rail is brilliant again", minutes=2)) + "\n")
         started = time.monotonic()
-        await _wait(lambda: len(notifier.keys) == 2, timeout=10.0)
+        await wait_until(lambda: len(notifier.keys) == 2, timeout=10.0)
         assert time.monotonic() - started < 5.0
     finally:
         daemon.stop.set()
@@ -118,7 +108,7 @@ async def test_idle_loop_wakes_when_group_wait_ends(tmp_path: Path) -> None:
     started = time.monotonic()
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: len(notifier.keys) == 1, timeout=15.0)
+        await wait_until(lambda: len(notifier.keys) == 1, timeout=15.0)
         assert 1.5 < time.monotonic() - started < 8.0
     finally:
         daemon.stop.set()

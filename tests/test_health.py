@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,25 +19,16 @@ from monitor.health import health_report
 from monitor.migrate import upgrade
 from monitor.outbox import retry_failed
 from monitor.runtime import Runtime
-from tests.pipeline_util import T0, config_text, load, post, write_jsonl
+from tests.pipeline_util import T0, config_text, load, post, wait_until, write_jsonl
 
 
 def _text(tmp_path: Path, replay: Path, *, extra_sources: str = "") -> str:
-    text = config_text(f"sqlite:///{tmp_path / 'h.db'}", replay, extra_sources=extra_sources)
-    return text.replace("health_port: null", "health_port: 0").replace(
-        "    batch_size: 100\n", "    batch_size: 100\n    interval: 1s\n", 1
-    )
-
-
-async def _wait(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
+    db = f"sqlite:///{tmp_path / 'h.db'}"
+    return config_text(db, replay, extra_sources=extra_sources, interval="1s", health_port=0)
 
 
 async def _healthz(daemon: Daemon) -> tuple[int, dict[str, Any]]:
-    await _wait(lambda: daemon.health_port not in (None, 0))
+    await wait_until(lambda: daemon.health_port not in (None, 0))
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.health_port}") as client:
         response = await client.get("/healthz")
     return response.status_code, response.json()
@@ -62,7 +52,7 @@ async def test_a_failing_third_party_source_is_degraded_not_unhealthy(tmp_path: 
     daemon = Daemon(runtime)
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: runtime.metrics.polls.labels("replay", "ok")._value.get() >= 1)
+        await wait_until(lambda: runtime.metrics.polls.labels("replay", "ok")._value.get() >= 1)
         status, health = await _healthz(daemon)
         # Restarting repmon would not fix someone else's feed: the container stays healthy.
         assert status == 200, health
@@ -101,7 +91,7 @@ async def test_a_receiver_refusing_the_credentials_is_unhealthy_until_delivery_w
     daemon = Daemon(runtime)
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: runtime.metrics.alerts_failed.labels("capture", "false")._value.get() >= 1)
+        await wait_until(lambda: runtime.metrics.alerts_failed.labels("capture", "false")._value.get() >= 1)
         status, health = await _healthz(daemon)
         assert status == 503, health
         assert health["status"] == "unhealthy"
@@ -112,7 +102,7 @@ async def test_a_receiver_refusing_the_credentials_is_unhealthy_until_delivery_w
         notifier.fixed = True  # a new token, and the parked alert retried
         retry_failed(runtime.db, runtime.clock.now())
         daemon.work.set()
-        await _wait(lambda: len(notifier.keys) == 1)
+        await wait_until(lambda: len(notifier.keys) == 1)
         status, health = await _healthz(daemon)
         assert status == 200 and health["status"] == "ok", health
     finally:
@@ -150,15 +140,15 @@ async def test_a_stuck_processing_loop_is_unhealthy(tmp_path: Path) -> None:
     daemon = Daemon(runtime, roles=frozenset({"classify", "alert"}))
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: notifier.entered)
+        await wait_until(lambda: notifier.entered)
         clock.advance(700)
         report = await asyncio.to_thread(health_report, runtime)
         assert report["status"] == "unhealthy", report
         assert any("processing loop stuck" in p for p in report["problems"])  # type: ignore[attr-defined]
 
         notifier.release.set()
-        await _wait(lambda: len(notifier.keys) == 1)
-        await _wait(lambda: health_report(runtime)["problems"] == [])
+        await wait_until(lambda: len(notifier.keys) == 1)
+        await wait_until(lambda: health_report(runtime)["problems"] == [])
     finally:
         notifier.release.set()
         daemon.stop.set()
@@ -180,7 +170,7 @@ async def test_a_classifier_failing_every_batch_is_unhealthy(tmp_path: Path) -> 
     daemon = Daemon(runtime, roles=frozenset({"classify", "alert"}))
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: health_report(runtime)["status"] == "unhealthy")
+        await wait_until(lambda: health_report(runtime)["status"] == "unhealthy")
         report = health_report(runtime)
         assert any("classifier failing" in p for p in report["problems"])  # type: ignore[attr-defined]
         assert runtime.metrics.classify_errors.labels("ClassifierError")._value.get() >= 3

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from monitor.migrate import upgrade
 from monitor.notify import build_notifier
 from monitor.runtime import Runtime
 from sources.base import AuthError, Cursor, PollResult
-from tests.pipeline_util import config_text, load, post, write_jsonl
+from tests.pipeline_util import config_text, load, post, wait_until, write_jsonl
 
 NEWCO = '  - name: Newco\n    keywords: ["newco"]\n'
 
@@ -35,21 +34,14 @@ def _source(name: str, path: Path, batch: int = 100) -> str:
 def _text(
     tmp_path: Path, replay: Path, *, extra_sources: str = "", brands: str = "", alerts: str = ""
 ) -> str:
-    text = config_text(f"sqlite:///{tmp_path / 'r.db'}", replay, extra_sources=extra_sources, alerts=alerts)
-    text = text.replace("    batch_size: 100\n", "    batch_size: 100\n    interval: 1s\n", 1)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    text = config_text(db, replay, extra_sources=extra_sources, alerts=alerts, interval="1s")
     return text.replace("brands:\n", "brands:\n" + brands, 1)
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
-
-
-async def _wait(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def _alerted(notifier: CapturingNotifier) -> set[tuple[str | None, str]]:
@@ -70,8 +62,8 @@ async def test_reload_restarts_changed_sources_stops_removed_ones_and_shares_the
     daemon = Daemon(runtime, config_path=cfg)
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: len(notifier.keys) == 2)
-        await _wait(lambda: set(daemon._source_tasks) == {"replay", "b", "old"})
+        await wait_until(lambda: len(notifier.keys) == 2)
+        await wait_until(lambda: set(daemon._source_tasks) == {"replay", "b", "old"})
         unchanged, changed, removed = (runtime.coordinators[n] for n in ("replay", "b", "old"))
         changed_task, removed_task = daemon._source_tasks["b"], daemon._source_tasks["old"]
         closed: list[str] = []
@@ -92,7 +84,7 @@ async def test_reload_restarts_changed_sources_stops_removed_ones_and_shares_the
         assert await daemon.reload("SIGHUP") is True
         assert runtime.coordinators["replay"] is unchanged
         assert runtime.coordinators["b"] is not changed and "old" not in runtime.coordinators
-        await _wait(lambda: changed_task.done() and removed_task.done())
+        await wait_until(lambda: changed_task.done() and removed_task.done())
         assert sorted(closed) == ["b", "old"]
         assert daemon._source_tasks["b"] is not changed_task and not daemon._source_tasks["b"].done()
         assert "old" not in daemon._source_tasks
@@ -100,7 +92,7 @@ async def test_reload_restarts_changed_sources_stops_removed_ones_and_shares_the
         # New posts on both sources match the brand added in the same reload.
         _append(a, post(3, "Newco is brilliant, via a", minutes=3))
         _append(b, post(4, "Newco is brilliant, via b", minutes=4))
-        await _wait(
+        await wait_until(
             lambda: (
                 {("Newco", "Newco is brilliant, via a"), ("Newco", "Newco is brilliant, via b")}
                 <= _alerted(notifier)
@@ -134,15 +126,15 @@ async def test_a_source_disabled_for_credentials_polls_again_after_a_reload(tmp_
     daemon = Daemon(runtime, config_path=cfg)
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: runtime.coordinators["replay"].disabled == "auth")
-        await _wait(lambda: any(i.kind == "ops" for n in notifier.sent for i in n.items))
+        await wait_until(lambda: runtime.coordinators["replay"].disabled == "auth")
+        await wait_until(lambda: any(i.kind == "ops" for n in notifier.sent for i in n.items))
         ops = next(i for n in notifier.sent for i in n.items if i.kind == "ops")
         assert "restart repmon for environment variables" in ops.reason
         with runtime.db.session() as session:
             assert session.get(models.SourceHealth, "replay").disabled_reason  # type: ignore[union-attr]
 
         assert await daemon.reload("SIGHUP") is True  # configuration unchanged, token file fixed
-        await _wait(lambda: ("Acme Rail", "Acme Rail is brilliant, thanks") in _alerted(notifier))
+        await wait_until(lambda: ("Acme Rail", "Acme Rail is brilliant, thanks") in _alerted(notifier))
         assert runtime.coordinators["replay"].disabled is None
         with runtime.db.session() as session:
             assert session.get(models.SourceHealth, "replay").disabled_reason is None  # type: ignore[union-attr]
@@ -173,14 +165,14 @@ async def test_reload_rebuilds_the_alert_receiver(tmp_path: Path) -> None:
         return len(path.read_text(encoding="utf-8").splitlines()) if path.exists() else 0
 
     try:
-        await _wait(lambda: lines(first) == 1)
+        await wait_until(lambda: lines(first) == 1)
         cfg.write_text(
             _text(tmp_path, replay, alerts=f"  console: false\n  jsonl_path: {second}\n"), encoding="utf-8"
         )
         assert await daemon.reload("SIGHUP") is True
         assert runtime.notifier is not old_receiver
         _append(replay, post(2, "Acme Rail is brilliant again", minutes=2))
-        await _wait(lambda: lines(second) == 1)
+        await wait_until(lambda: lines(second) == 1)
         assert lines(first) == 1
     finally:
         daemon.stop.set()

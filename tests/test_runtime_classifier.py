@@ -26,7 +26,7 @@ from monitor.daemon import Daemon
 from monitor.health import health_report
 from monitor.migrate import upgrade
 from monitor.runtime import ClassifierUnavailableError, Runtime
-from tests.pipeline_util import T0, config_text, load, post, write_jsonl
+from tests.pipeline_util import T0, config_text, load, post, wait_until, write_jsonl
 
 
 class FlakyLoader:
@@ -124,20 +124,10 @@ def _daemon_config(tmp_path: Path, extra: str = "") -> Path:
         tmp_path / "posts.jsonl",
         [post(i, f"Acme Rail is brilliant, thanks {i}", minutes=i) for i in range(1, 4)],
     )
-    text = config_text(f"sqlite:///{tmp_path / 'd.db'}", replay, extra=extra).replace(
-        "health_port: null", "health_port: 0"
-    )
-    text = text.replace("    batch_size: 100\n", "    batch_size: 100\n    interval: 1s\n")
+    text = config_text(f"sqlite:///{tmp_path / 'd.db'}", replay, extra=extra, interval="1s", health_port=0)
     cfg = tmp_path / "repmon.yaml"
     cfg.write_text(text, encoding="utf-8")
     return cfg
-
-
-async def _wait(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 def _counts(runtime: Runtime) -> tuple[int, int]:
@@ -158,8 +148,8 @@ async def test_daemon_with_a_classifier_that_cannot_load_is_unhealthy_and_recove
     daemon = Daemon(runtime, config_path=cfg)
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: _counts(runtime)[0] == 3 and _load_errors(runtime) >= 1)
-        await _wait(lambda: daemon.health_port not in (None, 0))
+        await wait_until(lambda: _counts(runtime)[0] == 3 and _load_errors(runtime) >= 1)
+        await wait_until(lambda: daemon.health_port not in (None, 0))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.health_port}") as client:
             response = await client.get("/healthz")
             assert response.status_code == 503
@@ -176,7 +166,7 @@ async def test_daemon_with_a_classifier_that_cannot_load_is_unhealthy_and_recove
                 cfg.read_text(encoding="utf-8") + "classifier:\n  batch_size: 8\n", encoding="utf-8"
             )
             assert await daemon.reload("test") is True
-            await _wait(lambda: len(notifier.keys) == 3)
+            await wait_until(lambda: len(notifier.keys) == 3)
             response = await client.get("/healthz")
             assert response.status_code == 200 and response.json()["status"] == "ok"
         assert True not in loader.on_main_thread  # loaded in a worker thread, never on the event loop
@@ -195,15 +185,15 @@ async def test_the_model_loads_off_the_event_loop(tmp_path: Path) -> None:
     daemon = Daemon(runtime, config_path=cfg)
     task = asyncio.create_task(daemon.run())
     try:
-        await _wait(lambda: loader.attempts == 1)
-        await _wait(lambda: daemon.health_port not in (None, 0))
+        await wait_until(lambda: loader.attempts == 1)
+        await wait_until(lambda: daemon.health_port not in (None, 0))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.health_port}") as client:
             started = time.monotonic()
             response = await client.get("/healthz", timeout=2.0)
             assert response.status_code == 200
             assert time.monotonic() - started < 1.0
         assert len(notifier.keys) == 0  # still loading
-        await _wait(lambda: len(notifier.keys) == 3)
+        await wait_until(lambda: len(notifier.keys) == 3)
         assert loader.on_main_thread == [False]
     finally:
         daemon.stop.set()
