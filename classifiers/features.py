@@ -39,6 +39,7 @@ __all__ = [
     "default_encoder",
     "default_threads",
     "hash_ngrams",
+    "social_placeholders",
 ]
 
 #: Size of the n-gram hash space (2^18): few collisions for tweet-sized vocabularies while the
@@ -168,9 +169,18 @@ def default_encoder(threads: int | None = None, dtype: str = "auto") -> Encoder:
     return PairEncoder(UseEncoder(threads=use_threads), e5, second_weight=E5_WEIGHT)
 
 
+def social_placeholders(text: str) -> str:
+    """``text`` with every @handle as '@user' and every link as 'http'.
+
+    Handles and link paths carry no tone but do carry words ("…/refund-scandal-explained"), and
+    the Twitter-trained models (e.g. cardiffnlp's) saw exactly these two placeholders in training.
+    """
+    return _URL.sub("http", _HANDLE.sub("@user", text))
+
+
 def _for_encoder(text: str) -> str:
     """Normalise a post for the encoder: handles → '@user', URLs → 'http', never empty."""
-    t = _URL.sub("http", _HANDLE.sub("@user", text[:ENCODER_MAX_CHARS])).strip()
+    t = social_placeholders(text[:ENCODER_MAX_CHARS]).strip()
     return t or "."
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from classifiers.base import LABELS, ClassifierError, Scores, SentimentLabel
+from classifiers.features import social_placeholders
 from classifiers.langid import LanguageDetector
 from classifiers.lexicon import LexiconClassifier, resolve_languages, validate_batch
 
@@ -111,6 +112,7 @@ class TorchTextModel:
         dtype: str = "auto",
         revision: str | None = None,
         local_files_only: bool | None = None,
+        placeholders: bool = True,
     ) -> None:
         if batch_size < 1 or max_length < 8:
             raise ClassifierError("batch_size must be ≥ 1 and max_length ≥ 8")
@@ -124,6 +126,7 @@ class TorchTextModel:
         self.torch = torch
         self.batch_size = batch_size
         self.max_length = max_length
+        self.placeholders = placeholders
         self.device = self._pick_device(device)
         if self.device.type == "cpu":
             from classifiers.embedded import default_threads
@@ -178,8 +181,9 @@ class TorchTextModel:
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids per text (cut to :data:`_MAX_CHARS` characters, then to ``max_length`` tokens)."""
+        cut = [t[:_MAX_CHARS] for t in texts]
         enc = self.tokenizer(
-            [t[:_MAX_CHARS] for t in texts],
+            [social_placeholders(t) for t in cut] if self.placeholders else cut,
             truncation=True,
             max_length=self.max_length,
             padding=False,
@@ -285,6 +289,7 @@ class TransformersClassifier:
         dtype: str = "auto",
         revision: str | None = None,
         local_files_only: bool | None = None,
+        placeholders: bool = True,
         detector: LanguageDetector | None = None,
     ) -> None:
         self.runner = TorchTextModel(
@@ -297,6 +302,7 @@ class TransformersClassifier:
             dtype=dtype,
             revision=revision,
             local_files_only=local_files_only,
+            placeholders=placeholders,
         )
         self.device = self.runner.device
         config = self.runner.config

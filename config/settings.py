@@ -203,6 +203,13 @@ class ClassifierSettings(_Model):
         None, description="transformers: what each of the model's labels means, when its names do not say."
     )
     max_length: int = Field(256, ge=8, le=8192, description="transformers: tokens kept per post.")
+    placeholders: bool = Field(
+        True,
+        description=(
+            "transformers: show the model every @handle as '@user' and every link as 'http' (what "
+            "Twitter-trained models such as cardiffnlp's saw in training); false feeds posts as written."
+        ),
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
         description=(
@@ -235,6 +242,8 @@ class ClassifierSettings(_Model):
             raise ValueError("heads only go with model: default or transformers:<encoder>")
         if self.label_map is not None and (not is_hf or self.heads is not None):
             raise ValueError("label_map only goes with a transformers: classification model (no heads)")
+        if not self.placeholders and not is_hf:
+            raise ValueError("placeholders: false only goes with a transformers: model")
         if self.dtype == "float16" and not is_hf:
             raise ValueError(
                 "dtype float16 is for transformers: models; the default runs float32 or bfloat16"
@@ -258,7 +267,7 @@ class ClassifierSettings(_Model):
             if self.heads is not None:
                 options["heads_path"] = self.heads
         if self.is_transformers:
-            options.update(max_length=self.max_length, dtype=self.dtype)
+            options.update(max_length=self.max_length, dtype=self.dtype, placeholders=self.placeholders)
             if self.heads is not None:
                 options["heads"] = self.heads
             if self.label_map is not None:

@@ -262,3 +262,23 @@ def test_yaml_settings_reach_the_transformers_classifier(tmp_path: Path) -> None
     (s,) = clf.classify(["my order still not arrived"], ["en"])
     assert 0.0 < s.complaint < 1.0  # from the model's own 'klacht' label, not the lexicon fallback
     assert clf._fallback is None
+
+
+def test_links_and_handles_reach_the_model_as_placeholders(model_dir: Path) -> None:
+    """Words in a link's path or a handle carry no tone: the model sees 'http' and '@user' instead."""
+    from config.settings import ClassifierSettings
+
+    posted = "great service https://news.example/bad-not-arrived?x=1 thanks @bad_trein"
+    same = "great service http thanks @user"
+    clf = load_classifier(f"transformers:{model_dir}", batch_size=2, threads=1, max_length=32)
+    assert clf.runner.tokenize([posted]) == clf.runner.tokenize([same])
+    a, b = clf.classify([posted, same], ["en", "en"])
+    assert a.p_negative == pytest.approx(b.p_negative, abs=1e-6)
+
+    raw_settings = ClassifierSettings(model=f"transformers:{model_dir}", placeholders=False, threads=1)
+    raw = load_classifier(raw_settings.model, **raw_settings.load_options())
+    assert raw.runner.tokenize([posted]) != raw.runner.tokenize([same])
+    c, d = raw.classify([posted, same], ["en", "en"])
+    assert c.p_negative != pytest.approx(d.p_negative, abs=1e-6)
+    with pytest.raises(ValueError, match="placeholders"):
+        ClassifierSettings(model="default", placeholders=False)
