@@ -14,7 +14,7 @@ from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from alerts.digest import BrandDigest, Period, format_change, format_net, format_percent
-from alerts.escape import clean, safe_url
+from alerts.escape import clean, safe_url, shorten
 
 __all__ = ["digest_command", "print_digest", "resolve_period"]
 
@@ -105,7 +105,7 @@ def print_digest(digest: BrandDigest, console: Console) -> None:
         if posts:
             console.print(f"[bold]{title}:[/]")
             for post in posts[:3]:
-                text = " ".join(clean(post.text).split())[:140]
+                text = shorten(" ".join(clean(post.text).split()), 140)
                 url = safe_url(post.url) and clean(post.url or "")
                 console.print(f"  {clean(post.author)}: {text} {url or ''}", highlight=False, markup=False)
     for x in digest.spikes:

@@ -4,7 +4,7 @@ Post text is hostile input. Jinja2 autoescaping escapes every value; text is cle
 bidi-override characters first (:func:`alerts.escape.clean`); links to posts are emitted only for
 plain http(s) URLs (:func:`alerts.escape.safe_url`), so ``javascript:`` and ``data:`` never become
 links. URLs inside post text stay text (byte-exact: HTML escaping does not alter them), and
-shortening a post never cuts one in half (:func:`alerts.escape.find_urls`, as in Slack). A
+shortening a post never cuts one in half (:func:`alerts.escape.shorten`, as in Slack). A
 Content-Security-Policy meta tag forbids scripts and any load except inline styles and data:
 images, as a second line of defence.
 """
@@ -31,7 +31,7 @@ from alerts.digest import (
     format_share,
     source_label,
 )
-from alerts.escape import clean, find_urls, safe_url
+from alerts.escape import clean, safe_url, shorten
 from alerts.render import format_count, format_duration
 
 __all__ = ["render_html"]
@@ -236,15 +236,7 @@ def _environment() -> Environment:
 def _text(text: str | None, limit: int = POST_TEXT_LIMIT) -> str:
     """Untrusted text cleaned of control/bidi characters, blank-line runs collapsed, shortened
     (before a URL rather than through it, as in Slack: half an address is a wrong address)."""
-    out = _BLANK_LINES.sub("\n\n", clean(text or "")).strip()
-    if len(out) <= limit:
-        return out
-    cut = limit - 1
-    for start, end in find_urls(out):
-        if start < cut < end:
-            cut = start
-            break
-    return out[:cut].rstrip() + "…"
+    return shorten(_BLANK_LINES.sub("\n\n", clean(text or "")).strip(), limit)
 
 
 def _http_url(url: str | None) -> str | None:

@@ -45,6 +45,7 @@ __all__ = [
     "find_urls",
     "link",
     "safe_url",
+    "shorten",
     "trim",
     "utf16_len",
 ]
@@ -130,6 +131,24 @@ def trim(text: str, limit: int, *, ellipsis: str = ELLIPSIS) -> str:
     while head and (head[-1] in "\u200d\ufe0f" + WORD_JOINER or unicodedata.combining(head[-1])):
         head = head[:-1]
     return head.rstrip() + ellipsis
+
+
+def shorten(text: str, limit: int) -> str:
+    """Plain ``text`` (HTML, a terminal) cut to ``limit`` characters ending in "…", before a link
+    rather than through it: half an address is a wrong address a terminal or browser still opens."""
+    if len(text) <= limit:
+        return text
+    cut = max(limit - len(ELLIPSIS), 0)
+    for match in _URL_CANDIDATE_RE.finditer(text):
+        if match.start() >= cut:
+            break
+        if cut < match.end():
+            cut = match.start()
+            break
+    head = text[:cut].rstrip()
+    while head and (head[-1] in "\u200d\ufe0f" + WORD_JOINER or unicodedata.combining(head[-1])):
+        head = head[:-1]
+    return head + ELLIPSIS
 
 
 def _escape_entities(text: str) -> str:

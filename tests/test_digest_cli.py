@@ -159,6 +159,25 @@ def test_terminal_escapes_in_posts_are_not_printed(config: Path) -> None:
     assert "\x1b" not in output and "\x07" not in output
 
 
+def test_a_long_top_post_is_cut_before_its_link_not_through_it(config: Path) -> None:
+    url = "https://example.com/orders/refund-status?id=9876543210"
+    db = Database(f"sqlite:///{config.parent / 'repmon.db'}")
+    Seeder(db, first_id=10_000).mention(
+        "Acme",
+        datetime(2024, 5, 1, 10, tzinfo=UTC),
+        f"{'refund delayed again ' * 6}{url} still waiting",  # the link spans the 140th character
+        sentiment="negative",
+        complaint=0.9,
+        followers=10**8,
+    )
+    db.dispose()
+    code, output = invoke("-c", str(config), "--brand", "Acme", "--from", "2024-04-29", "--to", "2024-05-05")
+    assert code == 0, output
+    flat = " ".join(output.split())  # the console wraps long lines
+    assert "delayed again…" in flat, output  # cut before the link ...
+    assert "https://example.com/orders/refund" not in flat, output  # ... which is not printed half
+
+
 def test_a_week_before_the_first_mention_is_neither_new_nor_a_change(config: Path) -> None:
     code, output = invoke("-c", str(config), "--brand", "Newbie", "--from", "2024-04-22")
     assert code == 0, output

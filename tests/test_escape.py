@@ -16,6 +16,7 @@ from alerts.escape import (
     escape_plain,
     link,
     safe_url,
+    shorten,
     trim,
     utf16_len,
 )
@@ -199,6 +200,20 @@ def test_trim_never_cuts_a_link() -> None:
     assert trim(text, full - 1) == "word " * 9 + "word…"  # the link is left out, not cut
     assert escape_mrkdwn(f"{'word ' * 10}{url}", 60) == "word " * 9 + "word…"
     assert escape_mrkdwn(f"{url} word", 20) == "…"
+
+
+def test_shorten_plain_text_never_ends_in_part_of_a_link() -> None:
+    url = "https://example.com/refund/status?order=12345"
+    text = f"{'word ' * 10}{url} tail"
+    assert shorten(text, len(text)) == text
+    for limit in range(1, len(text)):
+        out = shorten(text, limit)
+        assert len(out) <= limit and out.endswith(ELLIPSIS), (limit, out)
+        # the link is there whole or not at all
+        assert "http" not in out or url in out, (limit, out)
+    assert shorten(text, 60) == "word " * 9 + "word" + ELLIPSIS
+    assert shorten(f"{url} word", 20) == ELLIPSIS
+    assert shorten("e\u0301" * 50, 10).endswith("e" + ELLIPSIS)  # no orphaned combining accent
 
 
 def test_link_label_gets_no_link_of_its_own() -> None:
