@@ -432,7 +432,8 @@ def _item_text(item: AlertItem, *, post_limit: int) -> str:
         text = f"{lead}: {title} — " + _incident_summary(inc).replace("*", "")
         if inc.top_terms:
             text += " Top terms: " + ", ".join(escape_mrkdwn(t, 40) for t in inc.top_terms[:5]) + "."
-        return f"{text} Why: {escape_mrkdwn(item.reason, 300)}"
+        text += f" Why: {escape_mrkdwn(item.reason, 300)}"
+        return _with_state(text, item)
     m = item.mention
     assert m is not None
     who = _author(m)
@@ -448,10 +449,13 @@ def _item_text(item: AlertItem, *, post_limit: int) -> str:
     text += f" {'Tagged' if m.tagged else 'Untagged'}. Why: {escape_mrkdwn(item.reason, 300)}"
     if item.scores is not None:
         text += f" ({format_scores(item.scores)})"
+    return _with_state(text, item)
+
+
+def _with_state(text: str, item: AlertItem) -> str:
+    """``text`` plus who claimed, handled or dismissed the alert (plain, for the fallback text)."""
     state = _state_line(item, bold=False)
-    if state:
-        text += " " + state
-    return text
+    return f"{text} {state}" if state else text
 
 
 def render_text(notification: Notification) -> str:

@@ -313,6 +313,13 @@ def test_state_names_keep_their_links_in_the_fallback_text() -> None:
     assert "Claimed by <https://x.example/a*b>" in text
 
 
+def test_incident_fallback_text_says_who_claimed_and_handled_it() -> None:
+    """Push notifications and screen readers read the fallback: a claimed crisis must say so."""
+    text = render_text(notification(spike_item(claimed_by="alice", handled_by="bob")))
+    assert "Claimed by alice" in text and "Handled by bob" in text
+    assert "Claimed" not in render_text(notification(spike_item()))
+
+
 def test_fallback_text_is_plain_and_informative() -> None:
     text = render_text(notification(mention_item()))
     assert text.startswith("Praise · Acme: Untagged praise — @")
