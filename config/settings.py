@@ -342,6 +342,15 @@ class AlertSettings(_Model):
     praise: bool = True
     complaints: bool = True
     spikes: bool = True
+    max_post_age: Duration | None = Field(
+        7 * 86400.0,
+        description=(
+            "Praise and complaint alerts only for posts at most this old when they are evaluated "
+            "(by the spikes clock: with clock data, the newest stored post's time); older ones (a "
+            "new source's history, an old post retweeted today) are stored, scored and counted "
+            "but not alerted. null: any age."
+        ),
+    )
 
 
 class SpikeRuleSettings(_Model):

@@ -15,6 +15,7 @@ from monitor.clock import Clock
 from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.outbox import enqueue
+from monitor.spike_stage import pipeline_now
 from monitor.sqlutil import lock_skip
 
 __all__ = ["RulesStage"]
@@ -38,6 +39,8 @@ class RulesStage:
         """Evaluate one batch of scored mentions; returns how many were evaluated."""
         now = self.clock.now()
         with self.db.session() as session:
+            # Age is measured on the pipeline's clock: a replay on the data clock is live.
+            age_now = pipeline_now(session, self.settings, self.clock)
             stmt = lock_skip(
                 session,
                 select(models.Mention)
@@ -66,7 +69,8 @@ class RulesStage:
                 if score is None:
                     continue
                 for hit in hits.get(mention.id, []):
-                    self._evaluate(session, mention, score, hit, now, (mention.id, hit.brand) in alerted)
+                    story_alerted = (mention.id, hit.brand) in alerted
+                    self._evaluate(session, mention, score, hit, now, age_now, story_alerted)
             session.execute(update(models.Mention).where(models.Mention.id.in_(ids)).values(rules_done=True))
             return len(mentions)
 
@@ -84,6 +88,7 @@ class RulesStage:
         score: models.Score,
         hit: models.MentionBrand,
         now: datetime,
+        age_now: datetime,
         story_alerted: bool,
     ) -> None:
         brand = self.settings.brand(hit.brand)
@@ -111,9 +116,23 @@ class RulesStage:
             praise_threshold=score.praise_threshold,
         )
         alerts = self.settings.alerts
-        for draft in evaluate(
+        drafts = evaluate(
             facts, self.settings.thresholds_for(hit.brand), praise=alerts.praise, complaints=alerts.complaints
-        ):
+        )
+        if drafts and alerts.max_post_age is not None:
+            age = (age_now - mention.created_at).total_seconds()
+            if age > alerts.max_post_age:
+                # Nobody answers a post from last month: a backfill is stored and scored, not paged.
+                self.metrics.alerts_suppressed.labels("too_old").inc(len(drafts))
+                log.info(
+                    "%s alert for mention %d (%s) not raised: the post is %.1f days old",
+                    drafts[0].kind,
+                    mention.id,
+                    hit.brand,
+                    age / 86400,
+                )
+                return
+        for draft in drafts:
             created = enqueue(
                 session,  # type: ignore[arg-type]
                 self.settings,

@@ -23,7 +23,7 @@ from monitor.db import Database
 from monitor.metrics import Metrics
 from monitor.outbox import enqueue
 
-__all__ = ["SpikeStage", "floor_bucket"]
+__all__ = ["SpikeStage", "floor_bucket", "pipeline_now"]
 
 log = logging.getLogger("repmon.spikes")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -35,6 +35,14 @@ def floor_bucket(ts: datetime, seconds: float) -> datetime:
     """Start of the bucket containing ``ts``."""
     offset = (ts - _EPOCH).total_seconds()
     return _EPOCH + timedelta(seconds=offset - offset % seconds)
+
+
+def pipeline_now(session: Session, settings: Settings, clock: Clock) -> datetime:
+    """What time it is for the pipeline: the clock, or with ``spikes.clock: data`` (replays,
+    backfills) the newest stored mention's time, so a replayed week behaves as if live."""
+    if settings.spikes.clock == "wall":
+        return clock.now()
+    return session.execute(select(func.max(models.MentionBrand.created_at))).scalar() or clock.now()
 
 
 class SpikeStage:
@@ -267,9 +275,7 @@ class SpikeStage:
         self._alert(session, incident, "repeat", fake, now)
 
     def _now(self, session: Session) -> datetime:
-        if self.settings.spikes.clock == "wall":
-            return self.clock.now()
-        return session.execute(select(func.max(models.MentionBrand.created_at))).scalar() or self.clock.now()
+        return pipeline_now(session, self.settings, self.clock)
 
     def _covered(self, session: Session, incident: models.SpikeIncident) -> models.SpikeIncident | None:
         """The negative-volume crisis a total-volume incident is part of, if any.

@@ -87,6 +87,44 @@ async def test_reposted_copy_is_linked_not_realerted(sqlite_url: str, tmp_path: 
         await runtime.aclose()
 
 
+async def test_old_posts_are_stored_and_scored_but_not_alerted(tmp_path: Path) -> None:
+    """A new source's history or an old post retweeted today is no work for the team any more."""
+    days = 24 * 60
+    records = [
+        post(1, "Acme Rail staff were brilliant today, thanks!", minutes=1),
+        post(2, "Acme Rail staff were brilliant last month, thanks!", minutes=-10 * days),
+        post(3, "Kettle Co sent me a broken kettle and no refund", minutes=-8 * days),
+        post(4, "Kettle Co sent me a broken kettle, where is my refund", minutes=-6 * days),
+    ]
+    for max_age, expected in (
+        ("", {"praise:Acme Rail:x:p1", "complaint:Kettle Co:x:p4"}),  # default: 7 days
+        (
+            "  max_post_age: null",
+            {
+                "praise:Acme Rail:x:p1",
+                "praise:Acme Rail:x:p2",
+                "complaint:Kettle Co:x:p3",
+                "complaint:Kettle Co:x:p4",
+            },
+        ),
+    ):
+        run = tmp_path / (max_age.strip().replace(":", "") or "default")
+        run.mkdir()
+        replay = write_jsonl(run / "posts.jsonl", records)
+        url = f"sqlite:///{run / 'repmon.db'}"
+        runtime, _ = make_runtime(load(config_text(url, replay, alerts=max_age)), run)
+        try:
+            summary = await runtime.run_once()
+            assert summary.stored == 4 and summary.scored == 4
+            with runtime.db.session() as session:
+                keys = set(session.execute(select(models.Alert.key)).scalars())
+            assert keys == expected
+            suppressed = runtime.metrics.alerts_suppressed.labels("too_old")._value.get()
+            assert suppressed == 4 - len(expected)
+        finally:
+            await runtime.aclose()
+
+
 async def test_classifier_failure_is_retried_never_neutral(sqlite_url: str, tmp_path: Path) -> None:
     replay = write_jsonl(tmp_path / "posts.jsonl", POSTS)
     failing = FailingClassifier(failures=1, then=StubClassifier())
