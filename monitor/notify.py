@@ -7,7 +7,7 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from alerts.model import DeliveryReceipt, Notification, Notifier
 from config.settings import Settings
@@ -51,6 +51,10 @@ class TeeNotifier:
         """Close both receivers."""
         await self.primary.aclose()
         await self.audit.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        # Receiver-specific extras (SlackNotifier.update_message) are the primary's.
+        return getattr(self.primary, name)
 
 
 def build_notifier(settings: Settings, env: Mapping[str, str], *, stream: TextIO | None = None) -> Notifier:

@@ -705,7 +705,30 @@ class DeliveryStage:
             await asyncio.to_thread(self._failed, rows, exc, now)
             return 0
         await asyncio.to_thread(self._record_sent, rows, receipt, now)
+        if rows[0].incident_id is not None and receipt.message_ts and receipt.channel:
+            await self._show_clicks_since_render(rows, notification, receipt)
         return len(rows)
+
+    async def _show_clicks_since_render(
+        self, rows: list[models.Alert], sent: Notification, receipt: DeliveryReceipt
+    ) -> None:
+        """Re-render an incident root that a button click raced.
+
+        A click recorded while this update was on its way re-rendered the root from the update
+        before it (this one was not sent yet), and this update, rendered before the click, then
+        replaced the root without the claim. One more chat.update shows both.
+        """
+        update = getattr(self.notifier, "update_message", None)
+        if update is None:
+            return
+        fresh = await asyncio.to_thread(self._notification, rows)
+        if _team_view(fresh) == _team_view(sent):
+            return
+        assert receipt.channel is not None and receipt.message_ts is not None
+        try:
+            await update(receipt.channel, receipt.message_ts, fresh)
+        except DeliveryError as exc:
+            log.warning("could not show a click on incident root %s: %s", receipt.message_ts, exc)
 
     def _record_sent(self, rows: list[models.Alert], receipt: DeliveryReceipt, now: datetime) -> None:
         with self.db.session() as session:
@@ -812,6 +835,10 @@ class DeliveryStage:
             thread_ts=thread_ts,
             thread_channel=thread_channel,
         )
+
+
+def _team_view(notification: Notification) -> list[tuple[str | None, ...]]:
+    return [(i.claimed_by, i.handled_by, i.dismissed_by) for i in notification.items]
 
 
 def _rowcount(result: Any) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from alerts.console import JsonlNotifier
 from alerts.digest import build_digest
 from alerts.interactions import SocketModeInteractions
 from alerts.slack import SlackNotifier
@@ -23,8 +24,9 @@ from alerts.spikes import SpikeEvent
 from classifiers.testing import StubClassifier
 from monitor import models
 from monitor.clock import FakeClock
-from monitor.feedback import make_action_handler
+from monitor.feedback import make_action_handler, record_action
 from monitor.migrate import upgrade
+from monitor.notify import TeeNotifier
 from monitor.runtime import Runtime
 from tests.mock_slack import APP_TOKEN, BOT_TOKEN, MockSlack, block_actions_payload
 from tests.pipeline_util import T0, config_text, load, post, write_jsonl
@@ -186,6 +188,36 @@ async def test_update_after_a_claim_keeps_the_claim_on_the_root(runtime: Runtime
     root = slack.updates[-1]
     assert root["ts"] == ts and _field(root["blocks"], "Level") == "3"
     assert "Claimed by *alice*" in str(root["blocks"])
+    assert "repmon:claim" not in _button_values(root["blocks"])
+
+
+@pytest.mark.parametrize("audit_file", [False, True])
+async def test_claim_racing_an_update_still_shows_on_the_root(
+    runtime: Runtime, slack: MockSlack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, audit_file: bool
+) -> None:
+    """A click recorded after an update was rendered but before it reached Slack: the update would
+    replace the root without the claim, so the root is rendered once more."""
+    ts, alerts = await _raised_and_escalated(runtime, slack)
+    if audit_file:  # alerts.jsonl_path: Slack behind a tee
+        tee = TeeNotifier(runtime.delivery.notifier, JsonlNotifier(tmp_path / "audit.jsonl"))
+        monkeypatch.setattr(runtime.delivery, "notifier", tee)
+    render = runtime.delivery._notification
+    clicked: list[int] = []
+
+    def render_then_click(rows: list[models.Alert]) -> Any:
+        notification = render(rows)
+        if not clicked:  # the click lands while this update is on its way
+            clicked.extend(record_action(runtime.db, alerts["raise"].id, "claim", "alice", NOW) or [])
+        return notification
+
+    monkeypatch.setattr(runtime.delivery, "_notification", render_then_click)
+    _spike(runtime, "escalate", 35, 3, 45)
+    await runtime.delivery.drain()
+
+    assert clicked, "the click was not recorded"
+    root = slack.updates[-1]
+    assert root["ts"] == ts and _field(root["blocks"], "Level") == "3"
+    assert "Claimed by *alice*" in str(root["blocks"]) and "Claimed by alice" in root["text"]
     assert "repmon:claim" not in _button_values(root["blocks"])
 
 
