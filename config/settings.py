@@ -365,6 +365,14 @@ class SpikeRuleSettings(_Model):
         120.0, description="How long to wait for late mentions before closing a bucket."
     )
     metrics: tuple[Literal["negative", "total"], ...] = ("negative", "total")
+    max_age: Duration | None = Field(
+        12 * 3600.0,
+        description=(
+            "With clock wall, spike alerts only for buckets at most this old: a backfill, or a "
+            "daemon catching up after a long outage, does not page about crises that are over. "
+            "A crisis still open is re-notified by repeat_interval. null: any age."
+        ),
+    )
 
 
 class DigestSettings(_Model):

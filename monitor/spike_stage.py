@@ -153,7 +153,7 @@ class SpikeStage:
             bucket += self.bucket
         progress.last_bucket = mark - self.bucket
         self._fed[(brand, metric)] = progress.last_bucket
-        self._maybe_repeat(session, brand, metric)
+        self._maybe_repeat(session, brand, metric, mark)
         return events
 
     def _rebuild(self, session: Session, brand: str, metric: str, last: datetime) -> SpikeDetector:
@@ -253,12 +253,16 @@ class SpikeStage:
         _raise_peak(incident, event, bucket)
         self._alert(session, incident, "escalate", event, end)
 
-    def _maybe_repeat(self, session: Session, brand: str, metric: str) -> None:
-        """Re-notify an open crisis nobody has heard about for ``repeat_interval``."""
+    def _maybe_repeat(self, session: Session, brand: str, metric: str, mark: datetime) -> None:
+        """Re-notify an open crisis nobody has heard about for ``repeat_interval``.
+
+        Measured on the buckets' time, as ``updated_at`` is: up to ``mark``, the end of the last
+        closed bucket. (The clock would repeat at once every incident of a backfill.)
+        """
         incident = self._open_incident(session, brand, metric)
         if incident is None:
             return
-        now = self._now(session)
+        now = mark
         if now - incident.updated_at < timedelta(seconds=self.settings.alerts.repeat_interval):
             return
         incident.updates += 1
@@ -315,6 +319,20 @@ class SpikeStage:
                     incident.brand,
                     crisis.id,
                 )
+            return
+        max_age = self.settings.spikes.max_age
+        wall = self.settings.spikes.clock == "wall"  # on the data clock a replay is live
+        if max_age is not None and wall and (self.clock.now() - upto).total_seconds() > max_age:
+            # A crisis found in old buckets (a backfill, catching up after an outage) is over or,
+            # if it goes on, is repeated once the buckets are current: no page about the past.
+            self.metrics.alerts_suppressed.labels("too_old").inc()
+            log.info(
+                "spike %s for %s (%s) not alerted: its buckets end %s, older than spikes.max_age",
+                kind,
+                incident.brand,
+                incident.metric,
+                upto.isoformat(),
+            )
             return
         samples, terms = self._evidence(session, incident, upto)
         what = "negative mentions" if incident.metric == "negative" else "mentions"

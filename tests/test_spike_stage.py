@@ -209,9 +209,9 @@ async def test_backfilled_crisis_counts_in_the_digest_week_it_was_raised_like_me
     tmp_path: Path,
 ) -> None:
     # A backfill (four days of posts, imported six days later) with buckets closing by the wall
-    # clock: the crisis in it is raised now, as are the complaint alerts of its posts. Both are
-    # stamped with the time repmon raised them, so the digest's team handling counts them in the
-    # same week: the one the team got them in.
+    # clock, alerted at any age: the crisis in it is raised now, as are the complaint alerts of its
+    # posts. Both are stamped with the time repmon raised them, so the digest's team handling
+    # counts them in the same week: the one the team got them in.
     posts = _series()
     posts += [
         post(90_000 + i, f"@acmerail terrible service, refund please {i}", minutes=3 * 24 * 60 + 40 + i)
@@ -220,9 +220,9 @@ async def test_backfilled_crisis_counts_in_the_digest_week_it_was_raised_like_me
     replay = write_jsonl(tmp_path / "posts.jsonl", sorted(posts, key=lambda p: p["created_at"]))
     clock = FakeClock(T0 + timedelta(days=10))
     config = load(
-        config_text(f"sqlite:///{tmp_path / 's.db'}", replay, batch=5000).replace(
-            "clock: data", "clock: wall"
-        )
+        config_text(
+            f"sqlite:///{tmp_path / 's.db'}", replay, batch=5000, alerts="  max_post_age: null"
+        ).replace("clock: data", "clock: wall\n  max_age: null")
     )
     runtime = Runtime(config, notifier=CapturingNotifier(), classifier=StubClassifier(), clock=clock, env={})
     upgrade(runtime.db)
@@ -242,5 +242,66 @@ async def test_backfilled_crisis_counts_in_the_digest_week_it_was_raised_like_me
         assert week.handling.by_kind.get("spike") == 1 and week.handling.by_kind.get("complaint")
         before = build_digest(runtime.db, runtime.settings, "Acme Rail", posted_in.start, posted_in.end)
         assert before.handling.raised == 0 and before.volume > 0
+    finally:
+        await runtime.aclose()
+
+
+async def test_a_backfill_on_the_wall_clock_pages_about_no_crisis_that_is_over(tmp_path: Path) -> None:
+    """Days-old posts imported now: no raise, no instant "still open" repeat, no resolve."""
+    replay = write_jsonl(tmp_path / "posts.jsonl", _series())
+    clock = FakeClock(T0 + timedelta(days=10))
+    config = load(
+        config_text(f"sqlite:///{tmp_path / 's.db'}", replay, batch=5000).replace(
+            "clock: data", "clock: wall"
+        )
+    )
+    notifier = CapturingNotifier()
+    runtime = Runtime(config, notifier=notifier, classifier=StubClassifier(), clock=clock, env={})
+    upgrade(runtime.db)
+    try:
+        await runtime.run_once()
+        with runtime.db.session() as session:
+            incidents = session.execute(select(models.SpikeIncident.metric)).scalars().all()
+            spikes = session.execute(select(models.Alert).where(models.Alert.kind == "spike")).scalars().all()
+        assert "negative" in incidents  # the crisis is found and kept (digests show it) ...
+        assert spikes == []  # ... but nobody is paged about it
+        assert runtime.metrics.alerts_suppressed.labels("too_old")._value.get() >= 2
+    finally:
+        await runtime.aclose()
+
+
+async def test_an_open_incident_repeats_after_repeat_interval_of_bucket_time(tmp_path: Path) -> None:
+    """The repeat compares bucket times: a crisis found while catching up is not repeated at once.
+
+    The posts are days old and still being scored: buckets close only up to the oldest unscored
+    post, so the incident is open at the end of the run, hours of bucket time after its raise at
+    most, though days before the clock.
+    """
+    series = _series()
+    scored = max(i for i, p in enumerate(series) if "storing" in p["text"]) - 20  # mid-crisis
+    replay = write_jsonl(tmp_path / "posts.jsonl", series)
+    clock = FakeClock(T0 + timedelta(days=10))
+    text = config_text(
+        f"sqlite:///{tmp_path / 's.db'}", replay, batch=5000, extra="classifier:\n  batch_size: 1"
+    )
+    config = load(text.replace("clock: data", "clock: wall\n  max_age: null"))
+    runtime = Runtime(config, notifier=CapturingNotifier(), classifier=StubClassifier(), clock=clock, env={})
+    upgrade(runtime.db)
+    try:
+        await runtime.coordinators["replay"].poll_once()
+        stage = await runtime.classify_stage()
+        for _ in range(scored):  # up to the middle of the crisis; the rest waits
+            await stage.run_batch()
+        runtime.rules.drain()
+        runtime.spikes.run()
+        with runtime.db.session() as session:
+            events = (
+                session.execute(select(models.Alert.event).where(models.Alert.kind == "spike"))
+                .scalars()
+                .all()
+            )
+            open_ = session.execute(select(models.SpikeIncident.status)).scalars().all()
+        assert "raise" in events and "open" in open_, (events, open_)
+        assert "repeat" not in events, events
     finally:
         await runtime.aclose()
