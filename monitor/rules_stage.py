@@ -124,7 +124,7 @@ class RulesStage:
             if age > alerts.max_post_age:
                 # Nobody answers a post from last month: a backfill is stored and scored, not paged.
                 self.metrics.alerts_suppressed.labels("too_old").inc(len(drafts))
-                log.info(
+                log.debug(  # a first poll can hold hundreds: counted, not logged at INFO
                     "%s alert for mention %d (%s) not raised: the post is %.1f days old",
                     drafts[0].kind,
                     mention.id,
