@@ -69,6 +69,8 @@ THEMES = 6
 #: Upper bounds on what is read into memory for theme extraction (most-reached complaints first).
 MAX_COMPLAINT_TEXTS = 5000
 MAX_BACKGROUND_TEXTS = 5000
+#: Theme counts cover every complaint of the period, read in batches of this many texts.
+THEME_COUNT_BATCH = 1000
 #: The background for complaint themes: the brand's other mentions of this many days before the period.
 BACKGROUND_DAYS = 28
 
@@ -560,15 +562,20 @@ _POST_COLUMNS = (
 )
 
 
+def _full_text(title: str | None, text: str | None) -> str:
+    """The post's text, led by its title when the text does not contain it (reviews, news)."""
+    text = text or ""
+    if title and title not in text:
+        text = f"{title} — {text}" if text else title
+    return text
+
+
 def _post(row: Any) -> PostRef:
-    text = row.text or ""
-    if row.title and row.title not in text:
-        text = f"{row.title} — {text}" if text else row.title
     return PostRef(
         mention_id=row.id,
         source=row.source,
         created_at=row.created_at,
-        text=text,
+        text=_full_text(row.title, row.text),
         url=row.url,
         author_handle=row.author_handle,
         author_name=row.author_name,
@@ -658,7 +665,35 @@ def _themes(
     for term in terms:
         matching = [post for post, have in zip(posts, tokens, strict=True) if term in have]
         themes.append(Theme(term, len(matching), tuple(matching[:THEME_EXAMPLES])))
+    if count > len(posts) and themes:
+        # The terms were chosen on the most-reached complaints only: count them over all of them.
+        totals = _theme_counts(session, brand, period, complaint, terms, exclude)
+        themes = [Theme(theme.term, totals[theme.term], theme.examples) for theme in themes]
+    # Most frequent first; sorted() is stable, so ties keep top_terms' order (the most distinctive).
+    themes = sorted(themes, key=lambda theme: -theme.count)
     return posts[:TOP_POSTS], tuple(themes), count
+
+
+def _theme_counts(
+    session: Session,
+    brand: str,
+    period: Period,
+    complaint: ColumnElement[bool],
+    terms: Sequence[str],
+    exclude: Sequence[str],
+) -> Counter[str]:
+    """How many of the period's complaints contain each of ``terms``: one streamed pass over their texts."""
+    wanted = set(terms)
+    stmt = (
+        select(models.Mention.title, models.Mention.text)
+        .outerjoin(models.Score, models.Score.mention_id == models.Mention.id)
+        .where(models.Mention.id.in_(_brand_rows(brand, period.start, period.end)), complaint)
+        .execution_options(yield_per=THEME_COUNT_BATCH)
+    )
+    counts: Counter[str] = Counter()
+    for title, text in session.execute(stmt):
+        counts.update(wanted & _terms_of(_full_text(title, text), exclude))
+    return counts
 
 
 def _terms_of(text: str, exclude: Sequence[str]) -> set[str]:

@@ -225,6 +225,31 @@ class ClassifierSettings(_Model):
             raise ValueError(f"unknown device {value!r}; write cpu, auto, cuda or cuda:N (a GPU's number)")
         return value
 
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        # The specs classifiers.registry.load_classifier accepts (name case-insensitive, spaces
+        # around the spec ignored); a typo would otherwise only fail when the daemon loads it.
+        name, colon, arg = value.strip().partition(":")
+        name = name.lower()
+        if name == "transformers":
+            if not arg.strip():
+                raise ValueError(
+                    f"{value!r} names no model; write transformers:<hub id or local directory>, "
+                    "e.g. transformers:cardiffnlp/twitter-xlm-roberta-base-sentiment"
+                )
+            return value
+        if name in {"default", "embedded", "lexicon", "stub"} and not colon:
+            return value
+        import difflib
+
+        hint = difflib.get_close_matches(name, ["default", "embedded", "lexicon", "transformers"], n=1)
+        guess = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise ValueError(
+            f"unknown classifier model {value!r}{guess}; write default (or embedded), lexicon, "
+            "or transformers:<hub id or local directory>"
+        )
+
     @property
     def is_default(self) -> bool:
         """Whether :attr:`model` is the embedded default (``default`` or ``embedded``)."""
@@ -392,10 +417,34 @@ class DigestSettings(_Model):
     @field_validator("schedule")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from croniter import croniter
+        from datetime import datetime, timedelta
+        from itertools import pairwise
 
-        if not croniter.is_valid(value):
-            raise ValueError(f"{value!r} is not a cron expression; write e.g. '0 9 * * mon'")
+        from croniter import CroniterError, croniter
+
+        example = "write e.g. '0 9 * * mon' (minute hour day-of-month month day-of-week)"
+        fields = value.split()
+        macro = len(fields) == 1 and fields[0].startswith("@")
+        if not (macro or len(fields) == 5) or not croniter.is_valid(value):
+            # croniter would also take a 6th (seconds) and 7th (year) field: "0 9 * * mon *" would
+            # then fire every second of the minute instead of once a week.
+            raise ValueError(
+                f"{value!r} is not a 5-field cron expression (or @daily, @weekly, @monthly); {example}"
+            )
+        # A schedule that matches no real date ("0 9 31 2 *") or too rarely to report on (leap days)
+        # would pass croniter's syntax check and stop the digest scheduler later: refuse it here.
+        limit = timedelta(days=2 * 366)
+        start = datetime.now()
+        try:
+            it = croniter(value, start, max_years_between_matches=5)
+            runs = [start, it.get_next(datetime), it.get_next(datetime)]
+        except CroniterError:
+            raise ValueError(f"{value!r} never fires (no date matches it); {example}") from None
+        if any(b - a > limit for a, b in pairwise(runs)):
+            raise ValueError(
+                f"{value!r} fires less than once in two years (next: {runs[1]:%Y-%m-%d %H:%M}, "
+                f"then {runs[2]:%Y-%m-%d %H:%M}); {example}"
+            )
         return value
 
 

@@ -6,7 +6,9 @@ import asyncio
 import importlib.util
 import os
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
@@ -15,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from config.loader import LoadedConfig
-from config.settings import BrandSettings, ClassifierSettings
+from config.settings import BrandSettings, ClassifierSettings, DigestSettings
 from config.urls import database_url_problem
 from monitor.db import Database, database_url, redact_url
 
@@ -210,6 +212,7 @@ async def run_checks(
         out.print(
             f"[yellow]![/] no Slack credentials ({slack.token_env} or {slack.webhook_url_env}): alerts go to the console"
         )
+    ok = _check_digest_schedule(settings.digest, out) and ok
     c = settings.classifier
     line = f"classifier: {c.model} (batch {c.batch_size}, {c.device})"
     if c.heads is not None:
@@ -224,6 +227,26 @@ async def run_checks(
         out.print(f"{mark} {escape(message)}", highlight=False, soft_wrap=True)
         ok = ok and good is not False
     return ok
+
+
+def _check_digest_schedule(digest: DigestSettings, out: Console) -> bool:
+    """Print when the digest runs next (shows what the cron expression means); False if it never does."""
+    from monitor.digest_schedule import next_run
+
+    if not digest.enabled:
+        out.print("digest: disabled")
+        return True
+    where = f"({digest.schedule}, {digest.timezone})"
+    try:
+        due = next_run(digest.schedule, digest.timezone, datetime.now(UTC))
+    except ValueError as exc:
+        out.print(
+            f"[red]✗[/] digest schedule {escape(where)} has no next run: {escape(str(exc))}", highlight=False
+        )
+        return False
+    local = due.astimezone(ZoneInfo(digest.timezone))
+    out.print(f"[green]✓[/] digest: next run {local:%a %Y-%m-%d %H:%M %Z} {escape(where)}", highlight=False)
+    return True
 
 
 def classifier_findings(

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -89,11 +89,14 @@ def next_run(schedule: str, timezone: str, after: datetime) -> datetime:
     zone = ZoneInfo(timezone)
     wall = after.astimezone(zone).replace(tzinfo=None)
     # Iterate on naive wall-clock time (no DST arithmetic inside croniter), then attach the zone.
-    it = croniter(schedule, wall - timedelta(hours=2))
-    for _ in range(10_000):
-        candidate = _localize(it.get_next(datetime), zone)
-        if candidate > after:
-            return candidate.astimezone(UTC)
+    try:
+        it = croniter(schedule, wall - timedelta(hours=2))
+        for _ in range(10_000):
+            candidate = _localize(it.get_next(datetime), zone)
+            if candidate > after:
+                return candidate.astimezone(UTC)
+    except CroniterError as exc:  # e.g. "0 9 31 2 *": no date matches
+        raise ValueError(f"cron schedule {schedule!r} never fires: {exc}") from None
     raise ValueError(f"cron schedule {schedule!r} never fires")  # pragma: no cover - croniter validated it
 
 
@@ -101,11 +104,14 @@ def previous_run(schedule: str, timezone: str, before: datetime) -> datetime:
     """The last time ``schedule`` fired at or before ``before``, as aware UTC."""
     zone = ZoneInfo(timezone)
     wall = before.astimezone(zone).replace(tzinfo=None)
-    it = croniter(schedule, wall + timedelta(hours=2, seconds=1))
-    for _ in range(10_000):
-        candidate = _localize(it.get_prev(datetime), zone)
-        if candidate <= before:
-            return candidate.astimezone(UTC)
+    try:
+        it = croniter(schedule, wall + timedelta(hours=2, seconds=1))
+        for _ in range(10_000):
+            candidate = _localize(it.get_prev(datetime), zone)
+            if candidate <= before:
+                return candidate.astimezone(UTC)
+    except CroniterError as exc:
+        raise ValueError(f"cron schedule {schedule!r} never fired: {exc}") from None
     raise ValueError(f"cron schedule {schedule!r} never fires")  # pragma: no cover
 
 
@@ -159,7 +165,19 @@ class DigestScheduler:
                     announced = key
                 await _sleep_or_stop(clock, MAX_SLEEP, stop)
                 continue
-            due = next_run(cfg.schedule, cfg.timezone, clock.now())
+            try:
+                due = next_run(cfg.schedule, cfg.timezone, clock.now())
+            except Exception:  # a schedule that never fires must not end the task: wait for a reload
+                if announced != key:
+                    log.exception(
+                        "digest schedule %r (%s) has no next run; no digest is sent until the "
+                        "configuration is fixed and reloaded",
+                        cfg.schedule,
+                        cfg.timezone,
+                    )
+                    announced = key
+                await _sleep_or_stop(clock, MAX_SLEEP, stop)
+                continue
             if announced != key:
                 log.info(
                     "next digest at %s (%s, %s)",
@@ -185,7 +203,11 @@ class DigestScheduler:
         if not cfg.enabled:
             return
         now = self.runtime.clock.now()
-        last = previous_run(cfg.schedule, cfg.timezone, now)
+        try:
+            last = previous_run(cfg.schedule, cfg.timezone, now)
+        except Exception:  # reported by run() too; nothing to catch up
+            log.exception("digest schedule %r has no previous run; nothing to catch up", cfg.schedule)
+            return
         if now - last <= CATCH_UP:
             # Idempotent: the HTML file and the digest_posts rows say what is still to do.
             await self.run_once(last, stop)
@@ -195,7 +217,11 @@ class DigestScheduler:
     async def run_once(self, run_at: datetime, stop: asyncio.Event | None = None) -> bool:
         """Build and deliver the digest for the period ending before ``run_at``; never raises."""
         cfg = self.runtime.settings.digest
-        period = period_for_run(cfg.schedule, cfg.timezone, run_at)
+        try:
+            period = period_for_run(cfg.schedule, cfg.timezone, run_at)
+        except Exception:  # the schedule changed to one that never fires
+            log.exception("digest run at %s skipped: schedule %r has no next run", run_at, cfg.schedule)
+            return False
         stop = stop or asyncio.Event()
         for attempt in range(1, self.max_attempts + 1):
             try:

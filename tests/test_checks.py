@@ -6,6 +6,7 @@ torch, and the Hugging Face cache is a folder laid out as the hub lays it out.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import io
 from pathlib import Path
@@ -207,3 +208,26 @@ async def test_check_online_fails_when_slack_cannot_be_reached(tmp_path: Path) -
     assert not await run_checks(config, {"SLACK_BOT_TOKEN": BOT_TOKEN}, _console(out), online=True)
     text = _flat(out.getvalue())
     assert "✗ Slack bot token set (SLACK_BOT_TOKEN)" in text and "unreachable:" in text
+
+
+async def test_check_shows_the_next_digest_run_and_refuses_one_that_never_comes(tmp_path: Path) -> None:
+    config = parse_config(
+        _online_config(tmp_path, "http://127.0.0.1:1/api/")
+        + 'digest:\n  schedule: "0 9 * * mon"\n  timezone: Europe/Amsterdam\n',
+        "c.yaml",
+    )
+    out = io.StringIO()
+    assert await run_checks(config, {}, _console(out))
+    text = _flat(out.getvalue())
+    assert (
+        "✓ digest: next run Mon " in text and "09:00 " in text and "(0 9 * * mon, Europe/Amsterdam)" in text
+    )
+
+    # A schedule that never fires is refused when the configuration loads; one that got past (a
+    # Settings built in code) still fails the check instead of passing it.
+    settings = config.settings
+    never = settings.digest.model_copy(update={"schedule": "0 9 31 2 *"})
+    broken = dataclasses.replace(config, settings=settings.model_copy(update={"digest": never}))
+    out = io.StringIO()
+    assert not await run_checks(broken, {}, _console(out))
+    assert "✗ digest schedule (0 9 31 2 *, Europe/Amsterdam) has no next run" in _flat(out.getvalue())

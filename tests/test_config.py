@@ -429,3 +429,84 @@ def test_every_problem_is_reported_in_one_pass_with_its_line() -> None:
     assert len(issues) == len(expected), issues
     for issue, start in zip(issues, expected, strict=True):
         assert issue.startswith(start), (start, issues)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ("0 9 31 2 *", "'0 9 31 2 *' never fires (no date matches it)"),
+        ("0 9 30 2 *", "'0 9 30 2 *' never fires"),
+        ("0 9 29 2 *", "'0 9 29 2 *' fires less than once in two years"),
+        # croniter reads a 6th field as seconds: once a minute would become 60 runs a minute
+        ("0 9 * * mon *", "'0 9 * * mon *' is not a 5-field cron expression"),
+        ("0 9 * * mon 2030", "is not a 5-field cron expression"),
+        ("@reboot", "is not a 5-field cron expression"),
+        ("weekly", "is not a 5-field cron expression"),
+    ],
+)
+def test_digest_schedule_must_be_five_fields_and_fire(schedule: str, expected: str) -> None:
+    issues = _issues(GOOD + f'digest:\n  schedule: "{schedule}"\n')
+    assert any(i.startswith("bad.yaml:12: digest.schedule:") and expected in i for i in issues), issues
+    assert any("write e.g. '0 9 * * mon'" in i for i in issues), issues
+
+
+@pytest.mark.parametrize(
+    "schedule", ["0 9 * * mon", "30 7 * * *", "0 9 1 * *", "0 9 1 1 *", "@weekly", "@daily"]
+)
+def test_usual_digest_schedules_are_accepted(schedule: str) -> None:
+    settings = parse_config(GOOD + f'digest:\n  schedule: "{schedule}"\n', "ok.yaml").settings
+    assert settings.digest.schedule == schedule
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        (
+            "defualt",
+            "unknown classifier model 'defualt' (did you mean 'default'?); write default (or embedded)",
+        ),
+        ("lexcon", "(did you mean 'lexicon'?)"),
+        (
+            "bert-base",
+            "unknown classifier model 'bert-base'; write default (or embedded), lexicon, or transformers:",
+        ),
+        ("default:extra", "unknown classifier model 'default:extra'"),
+        ("transformers:", "'transformers:' names no model; write transformers:<hub id or local directory>"),
+        ("transformers:  ", "names no model"),
+        ("transformers", "'transformers' names no model"),
+    ],
+)
+def test_unknown_classifier_model_is_a_config_error(model: str, expected: str) -> None:
+    issues = _issues(GOOD + f'classifier:\n  model: "{model}"\n')
+    assert any(i.startswith("bad.yaml:12: classifier.model:") and expected in i for i in issues), issues
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "default",
+        "embedded",
+        "Default",
+        " lexicon ",
+        "LEXICON",
+        "stub",
+        "transformers:acme/model",
+        "Transformers:./m",
+    ],
+)
+def test_every_spec_the_registry_loads_is_accepted(model: str) -> None:
+    settings = parse_config(GOOD + f'classifier:\n  model: "{model}"\n', "ok.yaml").settings
+    assert settings.classifier.model == model
+
+
+def test_check_refuses_a_misspelt_classifier_and_a_digest_that_never_fires(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        GOOD + 'classifier:\n  model: defualt\ndigest:\n  schedule: "0 9 31 2 *"\n', encoding="utf-8"
+    )
+    result = CliRunner().invoke(app, ["check", "--config", str(cfg)])
+    output = " ".join(result.output.split())
+    assert result.exit_code != 0, output
+    assert "valid" not in output.replace("invalid", "")
+    assert "classifier.model: unknown classifier model 'defualt'" in output
+    assert "digest.schedule: '0 9 31 2 *' never fires" in output

@@ -603,3 +603,52 @@ def test_the_same_numbers_on_every_backend(db_url: str) -> None:
     assert d.handling.claim_median == pytest.approx(12.5 * 60) and d.handling.raised == 7
     assert [x.top_terms for x in d.spikes][1] == ("refund delayed", "phone")
     db.dispose()
+
+
+def test_theme_counts_cover_every_complaint_not_only_the_sample(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Themes are chosen on the most-reached complaints (at most MAX_COMPLAINT_TEXTS of them) but
+    # their counts are over all of the period's complaints, and they are listed by count.
+    monkeypatch.setattr("alerts.digest.MAX_COMPLAINT_TEXTS", 6)
+    db = Database(f"sqlite:///{tmp_path / 'repmon.db'}")
+    upgrade(db)
+    s = Seeder(db)
+    t = local(mon(1), 12)
+    for i in range(4):  # the sample: 4 × "late train", 2 × "broken app", all more reached
+        s.mention("Acme", t, "late train", sentiment="negative", complaint=0.9, followers=1000 + i)
+    for i in range(2):
+        s.mention("Acme", t, "broken app", sentiment="negative", complaint=0.9, followers=900 + i)
+    for _ in range(9):  # outside the sample
+        s.mention("Acme", t, "broken app", sentiment="negative", complaint=0.9, followers=1)
+    s.mention(
+        "Acme", t, "since the update", title="Broken app", sentiment="negative", complaint=0.9, followers=1
+    )
+    # Not complaints of Acme in the period: never counted.
+    s.mention("Acme", t, "broken app fixed, great", sentiment="positive", followers=1)
+    s.mention("Rival", t, "broken app", sentiment="negative", complaint=0.9, followers=1)
+    s.mention("Acme", local(mon(-3), 12), "broken app", sentiment="negative", complaint=0.9, followers=1)
+    try:
+        d = build_digest(db, parse_config(CONFIG).settings, "Acme", WEEK.start, WEEK.end)
+    finally:
+        db.dispose()
+    assert d.complaints == 16
+    assert [(theme.term, theme.count) for theme in d.themes] == [("broken app", 12), ("late train", 4)]
+    # Examples still come from the most-reached complaints (those read to choose the themes).
+    assert [p.followers for p in d.themes[0].examples] == [901, 900]
+
+
+def test_themes_are_listed_by_count(tmp_path: Path) -> None:
+    # top_terms ranks the phrase first (phrases weigh 1.3×); the digest lists the larger count first.
+    db = Database(f"sqlite:///{tmp_path / 'repmon.db'}")
+    upgrade(db)
+    s = Seeder(db)
+    for text, n in (("late train", 6), ("refund", 7)):
+        for _ in range(n):
+            s.mention("Acme", local(mon(1), 12), text, sentiment="negative", complaint=0.9)
+    try:
+        d = build_digest(db, parse_config(CONFIG).settings, "Acme", WEEK.start, WEEK.end)
+    finally:
+        db.dispose()
+    assert top_terms(["late train"] * 6 + ["refund"] * 7, limit=2) == ["late train", "refund"]
+    assert [(theme.term, theme.count) for theme in d.themes] == [("refund", 7), ("late train", 6)]

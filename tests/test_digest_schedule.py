@@ -321,3 +321,63 @@ async def test_disabled_digest_never_runs(db: Database, tmp_path: Path) -> None:
     await asyncio.wait_for(scheduler.run(clock.stop), 60)
     assert scheduler.runs == [] and not (tmp_path / "d").exists()
     assert clock.now() > utc(2024, 4, 8, 7)  # it did wait through two cron times
+
+
+# ------------------------------------------------------------------------ schedules that never fire
+
+
+def _with_schedule(settings: Settings, schedule: str) -> Settings:
+    """``settings`` with another digest schedule, unvalidated (as a stale or hand-made Settings could be)."""
+    digest = settings.digest.model_copy(update={"schedule": schedule})
+    return settings.model_copy(update={"digest": digest})
+
+
+def test_next_and_previous_run_of_a_schedule_that_never_fires_raise_value_error() -> None:
+    with pytest.raises(ValueError, match="never fire"):
+        next_run("0 9 31 2 *", AMS, utc(2024, 4, 1))
+    with pytest.raises(ValueError, match="never fire"):
+        previous_run("0 9 31 2 *", AMS, utc(2024, 4, 1))
+
+
+class ReloadingClock(StoppingClock):
+    """A stopping clock that swaps the runtime's settings (a config reload) once ``reload_at`` passes."""
+
+    def __init__(self, start: datetime, limit: datetime, reload_at: datetime) -> None:
+        super().__init__(start, limit)
+        self.reload_at = reload_at
+        self.runtime: FakeRuntime | None = None
+        self.reloaded: Settings | None = None
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds)
+        if self.runtime is not None and self.reloaded is not None and self.now() >= self.reload_at:
+            self.runtime.settings, self.reloaded = self.reloaded, None
+
+
+async def test_a_schedule_that_never_fires_is_logged_and_the_task_waits_for_a_reload(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = settings_for(tmp_path / "d")
+    # 10:00 UTC on Monday 1 April: within the catch-up window of the 09:00 local run, had it a valid one.
+    clock = ReloadingClock(utc(2024, 4, 1, 10), limit=utc(2024, 4, 8, 9), reload_at=utc(2024, 4, 3))
+    runtime = FakeRuntime(db, _with_schedule(good, "0 9 31 2 *"), clock)
+    clock.runtime, clock.reloaded = runtime, good
+    scheduler = DigestScheduler(runtime)
+    await asyncio.wait_for(scheduler.run(clock.stop), 60)  # neither the catch-up nor the loop raises
+
+    assert "'0 9 31 2 *'" in caplog.text and "has no next run" in caplog.text
+    assert caplog.text.count("has no next run; no digest is sent") == 1  # logged once, not every hour
+    # After the reload to a valid schedule the next Monday's digest runs as usual.
+    assert [(run_at, p.slug, ok) for run_at, p, ok in scheduler.runs] == [
+        (utc(2024, 4, 8, 7), "2024-W14", True)
+    ]
+    assert (tmp_path / "d" / "digest-2024-W14.html").exists()
+
+
+async def test_run_once_with_a_schedule_that_never_fires_returns_false(
+    db: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _with_schedule(settings_for(tmp_path / "d"), "0 9 31 2 *")
+    scheduler = DigestScheduler(FakeRuntime(db, settings, FakeClock(utc(2024, 4, 1, 7))))
+    assert await scheduler.run_once(utc(2024, 4, 1, 7)) is False
+    assert "skipped" in caplog.text and not (tmp_path / "d").exists()
