@@ -27,6 +27,7 @@ from monitor.coordinator import SourceCoordinator, _sleep_or_stop
 from monitor.health import health_report, queue_depths
 from monitor.logs import FailureLog
 from monitor.runtime import ClassifierUnavailableError, Runtime
+from sources.text import scrub
 
 __all__ = ["Daemon", "health_report"]
 
@@ -180,15 +181,44 @@ class Daemon:
         before: list[asyncio.Task[None]],
         spread: float,
     ) -> None:
-        """Run one coordinator until its stop event; a coordinator replaced by a reload is closed."""
+        """Run one coordinator until its stop event; a coordinator replaced by a reload is closed.
+
+        An unexpected exception out of a poll (a bug, a record the database refuses) never ends the
+        task: it is logged with its traceback, recorded as a failed poll of the source (so /healthz
+        and ``repmon status`` show it), and polling resumes after the backoff.
+        """
         try:
             if before:
                 await asyncio.wait(before)
-            if not stop.is_set():
-                await coordinator.run(stop, on_stored=self.work.set, start_spread=spread)
+            while not stop.is_set():
+                try:
+                    await coordinator.run(stop, on_stored=self.work.set, start_spread=spread)
+                except Exception as exc:
+                    spread = 0.0
+                    log.exception(
+                        "source %s: poll failed unexpectedly; retrying after backoff", coordinator.name
+                    )
+                    delay = await self._source_failed(coordinator, exc)
+                    await _sleep_or_stop(self.runtime.clock, delay, stop)
+                else:
+                    break  # stopped, or the source disabled itself
         finally:
             if self.runtime.coordinators.get(coordinator.name) is not coordinator:
                 await self._close_retired(coordinator)
+
+    async def _source_failed(self, coordinator: SourceCoordinator, exc: Exception) -> float:
+        """Record an unexpected exception as a failed poll (health row, metrics); the wait before retrying."""
+        # The message goes to the health row: no lone surrogates (the database refuses them).
+        problem = RuntimeError(scrub(f"{type(exc).__name__}: {exc}"))
+        try:
+            outcome = await asyncio.to_thread(
+                coordinator._failed, "unexpected", problem, coordinator.clock.now()
+            )
+        except Exception:  # the database is away too: retry at the backoff anyway
+            log.warning("source %s: could not record the failed poll", coordinator.name, exc_info=True)
+            coordinator.failures += 1
+            return coordinator.backoff_delay()
+        return outcome.delay
 
     async def _close_retired(self, coordinator: SourceCoordinator) -> None:
         """Close a coordinator's source after a reload replaced or removed it."""

@@ -26,6 +26,7 @@ from monitor import models
 from monitor.sqlutil import insert_ignore
 from monitor.watch import Watchlist
 from sources.base import Cursor, Mention, PollResult
+from sources.text import scrub_mention
 
 __all__ = ["StoreStats", "content_hash", "load_cursor", "save_cursor", "store_mentions"]
 
@@ -83,6 +84,8 @@ def store_mentions(
     session: Session, mentions: list[Mention], watchlist: Watchlist, now: datetime
 ) -> tuple[StoreStats, list[int]]:
     """Insert new mentions with their brand matches; returns stats and the new mention ids."""
+    # Lone surrogates (a cut emoji in a JSON payload) cannot be encoded for the database: U+FFFD.
+    mentions = [scrub_mention(m) for m in mentions]
     stats = StoreStats(received=len(mentions))
     new_ids: list[int] = []
     hashes = [content_hash(m.text) for m in mentions]

@@ -33,13 +33,14 @@ from config.settings import Duration
 from sources.base import Author, Cursor, Mention, PollResult, SourceContext, TransientError
 from sources.http import USER_AGENT, clock_seconds, request
 from sources.payload import as_dict
-from sources.text import clip, parse_timestamp
+from sources.text import clip, language_code, parse_timestamp
 from sources.watermark import Page, apply_walk, stream_prefix, walk_newest_first
 
 __all__ = ["AppReview", "AppStoreOptions", "AppStoreSource", "parse_review_feed"]
 
 _ATOM = "{http://www.w3.org/2005/Atom}"
 _IM = "{http://itunes.apple.com/rss}"
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 #: The feed serves no more pages than this.
 MAX_FEED_PAGES = 10
 
@@ -79,6 +80,8 @@ class AppReview:
     author: str | None = None
     author_url: str | None = None
     version: str | None = None
+    #: The review's language (xml:lang of the XML feed, nearest element first), e.g. ``ja``.
+    language: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -149,6 +152,7 @@ class AppStoreSource:
             url=f"https://apps.apple.com/{country}/app/id{self.options.app_id}?see-all=reviews",
             author=Author(name=review.author, url=review.author_url),
             title=review.title or None,
+            language=review.language,
             rating=review.rating,
             rating_max=5.0,
             source_name=self.name,
@@ -169,6 +173,7 @@ def _parse_xml(body: bytes) -> list[AppReview]:
     # entities are never fetched by ElementTree.
     root = ET.fromstring(body)
     feed_updated = parse_timestamp(root.findtext(_ATOM + "updated"))
+    feed_language = language_code(root.get(_XML_LANG))
     reviews: list[AppReview] = []
     for entry in root.iter(_ATOM + "entry"):
         rating = entry.findtext(_IM + "rating")
@@ -193,6 +198,9 @@ def _parse_xml(body: bytes) -> list[AppReview]:
                 author=(author.findtext(_ATOM + "name") or None) if author is not None else None,
                 author_url=(author.findtext(_ATOM + "uri") or None) if author is not None else None,
                 version=entry.findtext(_IM + "version"),
+                language=language_code(text_content.get(_XML_LANG) if text_content is not None else None)
+                or language_code(entry.get(_XML_LANG))
+                or feed_language,
                 raw={
                     "id": review_id,
                     "version": entry.findtext(_IM + "version"),

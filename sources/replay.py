@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from sources.base import Author, Cursor, Mention, PollResult, SourceContext, SourceError
-from sources.text import clip, parse_timestamp
+from sources.text import clip, parse_timestamp, scrub_mention
 
 __all__ = ["ReplayOptions", "ReplaySource", "mention_from_record"]
 
@@ -99,24 +99,27 @@ def mention_from_record(record: dict[str, Any], *, source_name: str | None = Non
     if isinstance(author_raw, str):
         author_raw = {"handle": author_raw}
     followers = author_raw.get("followers")
-    return Mention(
-        source=str(record.get("source") or "replay"),
-        external_id=external_id,
-        text=clip(text),
-        created_at=created,
-        url=record.get("url"),
-        author=Author(
-            handle=author_raw.get("handle"),
-            name=author_raw.get("name"),
-            followers=int(followers) if followers is not None else None,
-        ),
-        title=record.get("title"),
-        language=record.get("lang"),
-        rating=float(record["rating"]) if record.get("rating") is not None else None,
-        rating_max=float(record["rating_max"]) if record.get("rating_max") is not None else None,
-        in_reply_to=record.get("in_reply_to"),
-        mentioned_handles=tuple(record.get("mentions") or ()),
-        repost_of=record.get("repost_of"),
-        source_name=source_name,
-        raw=record,
+    # JSON allows lone surrogates ("\ud83d" of a cut emoji): U+FFFD instead, or storing would fail.
+    return scrub_mention(
+        Mention(
+            source=str(record.get("source") or "replay"),
+            external_id=external_id,
+            text=clip(text),
+            created_at=created,
+            url=record.get("url"),
+            author=Author(
+                handle=author_raw.get("handle"),
+                name=author_raw.get("name"),
+                followers=int(followers) if followers is not None else None,
+            ),
+            title=record.get("title"),
+            language=record.get("lang"),
+            rating=float(record["rating"]) if record.get("rating") is not None else None,
+            rating_max=float(record["rating_max"]) if record.get("rating_max") is not None else None,
+            in_reply_to=record.get("in_reply_to"),
+            mentioned_handles=tuple(record.get("mentions") or ()),
+            repost_of=record.get("repost_of"),
+            source_name=source_name,
+            raw=record,
+        )
     )

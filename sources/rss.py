@@ -8,7 +8,10 @@ Behaviour: permanent redirects (301/308) are remembered in the cursor, HTTP 410 
 until the configured URL changes; the body is read raw (at most 20 MB, also after decompression)
 and gzip/deflate are undone leniently as feedparser does, so mislabelled bodies still parse;
 feedparser runs in a worker thread and ill-formed (bozo) feeds are accepted when entries are
-usable. Entries with no text to show (no title, no body text, no link) are skipped and counted.
+usable. Entries with no text to show (no title, no body text, no link) are skipped and counted
+(``empty_entry``), as are later entries repeating an id already seen in the same answer
+(``duplicate_id``: the first one wins). Entries dated more than a few minutes in the future (a wrong
+server clock) are dated at the poll time.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from sources.base import (
     TransientError,
 )
 from sources.http import USER_AGENT, GoneError, check_response
-from sources.text import clip, html_to_text, stable_id, struct_to_utc
+from sources.text import clip, html_to_text, language_code, not_after, scrub_mention, stable_id, struct_to_utc
 
 __all__ = ["FeedOptions", "FeedSource", "decode_content", "entries_to_mentions", "entry_id", "parse_feed"]
 
@@ -106,7 +109,7 @@ class FeedSource:
         # Relative links in entries resolve against the URL the feed was served from.
         feed_headers.setdefault("content-location", str(response.url))
         parsed = await asyncio.to_thread(parse_feed, body, feed_headers)
-        mentions, skipped = entries_to_mentions(
+        mentions, skip_reasons = entries_to_mentions(
             parsed, source_name=self.name, fetched_at=self._ctx.clock(), scope=self.options.url
         )
         if not mentions and parsed.get("bozo") and not _is_feed(parsed):
@@ -121,9 +124,7 @@ class FeedSource:
             else:
                 # Validators belong to one representation: never send a stale one.
                 new_cursor.pop(key, None)
-        return PollResult(
-            mentions, new_cursor, skipped=skipped, skip_reasons={"empty_entry": skipped} if skipped else {}
-        )
+        return PollResult(mentions, new_cursor, skipped=sum(skip_reasons.values()), skip_reasons=skip_reasons)
 
     async def _fetch(
         self, client: httpx.AsyncClient, url: str, headers: dict[str, str]
@@ -221,15 +222,18 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> Any:
 
 def entries_to_mentions(
     parsed: Mapping[str, Any], *, source_name: str | None, fetched_at: datetime, scope: str | None = None
-) -> tuple[list[Mention], int]:
-    """Normalise feedparser entries; returns the mentions and how many entries were empty.
+) -> tuple[list[Mention], dict[str, int]]:
+    """Normalise feedparser entries; returns the mentions and the skipped entries by reason.
 
     ``scope`` (the configured feed URL) qualifies entry ids that are only unique within their feed.
+    Reasons: ``empty_entry`` (nothing to read or follow), ``duplicate_id`` (an id already seen
+    in this answer: the first entry with it is kept, as the store would keep it).
     """
     mentions: list[Mention] = []
-    skipped = 0
+    reasons: dict[str, int] = {}
+    seen: set[str] = set()
     feed_title = parsed.get("feed", {}).get("title")
-    feed_language = _language_code(parsed.get("feed", {}).get("language"))  # <language>, xml:lang
+    feed_language = language_code(parsed.get("feed", {}).get("language"))  # <language>, xml:lang
     for entry in parsed.get("entries", []):
         mention = _entry_to_mention(
             entry,
@@ -239,11 +243,16 @@ def entries_to_mentions(
             scope=scope,
             feed_language=feed_language,
         )
-        if mention is None:
-            skipped += 1
-        else:
-            mentions.append(mention)
-    return mentions, skipped
+        reason = None if mention is not None else "empty_entry"
+        if mention is not None and mention.external_id in seen:
+            reason = "duplicate_id"
+        if reason is not None:
+            reasons[reason] = reasons.get(reason, 0) + 1
+            continue
+        assert mention is not None
+        seen.add(mention.external_id)
+        mentions.append(mention)
+    return mentions, reasons
 
 
 def _entry_markup(entry: Mapping[str, Any]) -> str:
@@ -314,8 +323,12 @@ def _entry_to_mention(
         # Nothing to read or follow (only an id, an image, empty markup): not a mention.
         return None
     own_id = entry.get("id")
+    # A content hash is only unique within its feed too: the same undated text in two feeds is
+    # two entries (two sites), like two sites' item "1".
     external_id = (
-        entry_id(str(own_id), scope) if own_id else link or stable_id(raw_title, _entry_markup(entry))
+        entry_id(str(own_id), scope)
+        if own_id
+        else link or entry_id(stable_id(raw_title, _entry_markup(entry)), scope)
     )
     created = (
         struct_to_utc(entry.get("published_parsed"))
@@ -324,6 +337,8 @@ def _entry_to_mention(
         # The feed gave no date for this entry: the fetch time is the best honest answer.
         or fetched_at
     )
+    # A date in the future (a wrong server clock, a typo) is taken as now, as other sources do.
+    created = not_after(created, fetched_at)
     author_detail = entry.get("author_detail") or {}
     author = Author(
         handle=None,
@@ -333,17 +348,19 @@ def _entry_to_mention(
         or (feed_title if isinstance(feed_title, str) else None),
         url=author_detail.get("href") if isinstance(author_detail, Mapping) else None,
     )
-    return Mention(
-        source="rss",
-        external_id=str(external_id),
-        text=text,
-        created_at=created,
-        url=link,
-        author=author,
-        title=title,
-        language=_language(entry) or feed_language,
-        source_name=source_name,
-        raw={k: v for k in ("id", "link", "title", "published", "updated") if (v := _own(entry, k))},
+    return scrub_mention(
+        Mention(
+            source="rss",
+            external_id=str(external_id),
+            text=text,
+            created_at=created,
+            url=link,
+            author=author,
+            title=title,
+            language=_language(entry) or feed_language,
+            source_name=source_name,
+            raw={k: v for k in ("id", "link", "title", "published", "updated") if (v := _own(entry, k))},
+        )
     )
 
 
@@ -351,14 +368,7 @@ def _language(entry: Mapping[str, Any]) -> str | None:
     """The entry's own language (xml:lang on its title, summary or content), if it has one."""
     details = [entry.get("title_detail"), entry.get("summary_detail"), *(entry.get("content") or [])]
     for detail in details:
-        code = _language_code(detail.get("language") if isinstance(detail, Mapping) else None)
+        code = language_code(detail.get("language") if isinstance(detail, Mapping) else None)
         if code:
             return code
-    return None
-
-
-def _language_code(language: object) -> str | None:
-    """`nl-BE` -> `nl`: the language without its region, as every source gives it."""
-    if isinstance(language, str) and language.strip():
-        return language.strip().split("-")[0].split("_")[0].lower()
     return None

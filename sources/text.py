@@ -7,10 +7,26 @@ import hashlib
 import html
 import re
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from typing import Any
 
-__all__ = ["MAX_TEXT_CHARS", "clip", "html_to_text", "parse_timestamp", "stable_id", "struct_to_utc"]
+from sources.base import Author, Mention
+
+__all__ = [
+    "FUTURE_TOLERANCE",
+    "MAX_TEXT_CHARS",
+    "clip",
+    "html_to_text",
+    "language_code",
+    "not_after",
+    "parse_timestamp",
+    "scrub",
+    "scrub_mention",
+    "stable_id",
+    "struct_to_utc",
+]
 
 #: Longer posts are cut here: nothing a webcare team reads needs more, and it bounds memory.
 MAX_TEXT_CHARS = 20_000
@@ -20,6 +36,11 @@ _BLOCK_TAGS = frozenset(
 _SKIP_TAGS = frozenset({"script", "style", "iframe", "object", "embed", "noscript", "template"})
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
+#: A UTF-16 surrogate code point: valid in a Python str (and in JSON's \\ud83d escapes), but no
+#: character, so it cannot be encoded as UTF-8 (databases, logs, Slack all refuse it).
+_SURROGATES = re.compile("[\ud800-\udfff]")
+#: How far in the future a source's date may lie (clock skew) before it is taken as wrong.
+FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
 class _TextExtractor(HTMLParser):
@@ -68,14 +89,20 @@ def html_to_text(fragment: str | None) -> str:
     return clip(_normalise("".join(parser.parts)))
 
 
+def scrub(text: str) -> str:
+    """``text`` with lone surrogates (truncated emoji in API payloads) replaced by U+FFFD."""
+    return _SURROGATES.sub("\ufffd", text) if _SURROGATES.search(text) else text
+
+
 def _normalise(text: str) -> str:
-    text = text.replace("\x00", "")
+    text = scrub(text).replace("\x00", "")
     text = _SPACES.sub(" ", text)
     return _NEWLINES.sub("\n", text).strip()
 
 
 def clip(text: str, limit: int = MAX_TEXT_CHARS) -> str:
-    """Cut ``text`` to ``limit`` characters, marking the cut with an ellipsis."""
+    """Cut ``text`` to ``limit`` characters, marking the cut with an ellipsis (lone surrogates scrubbed)."""
+    text = scrub(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -109,3 +136,65 @@ def parse_timestamp(value: str | int | float | None) -> datetime | None:
     except ValueError:
         return None
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def language_code(language: object) -> str | None:
+    """``nl-BE`` -> ``nl``: the language without its region, as every source gives it."""
+    if isinstance(language, str) and language.strip():
+        return language.strip().split("-")[0].split("_")[0].lower()
+    return None
+
+
+def not_after(value: datetime, now: datetime, tolerance: timedelta = FUTURE_TOLERANCE) -> datetime:
+    """``value``, or ``now`` when it lies more than ``tolerance`` after ``now``.
+
+    A server with a wrong clock (or a typo in a feed) can date a post in the future; stored as is, it
+    would sort above everything for months and skew spike buckets.
+    """
+    return now if value - now > tolerance else value
+
+
+def _scrub_optional(value: str | None) -> str | None:
+    return scrub(value) if isinstance(value, str) else value
+
+
+def _scrub_raw(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {_scrub_raw(k): _scrub_raw(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_raw(v) for v in value]
+    return value
+
+
+def scrub_mention(mention: Mention) -> Mention:
+    """``mention`` with lone surrogates replaced by U+FFFD in every text field (and its raw payload).
+
+    Every source builds its text with :func:`clip`/:func:`html_to_text`, which scrub already; this
+    covers the other fields (ids, urls, names) before anything is stored or sent.
+    """
+    author = mention.author
+    return replace(
+        mention,
+        source=scrub(mention.source),
+        external_id=scrub(mention.external_id),
+        text=scrub(mention.text),
+        url=_scrub_optional(mention.url),
+        author=Author(
+            handle=_scrub_optional(author.handle),
+            name=_scrub_optional(author.name),
+            id=_scrub_optional(author.id),
+            followers=author.followers,
+            url=_scrub_optional(author.url),
+        ),
+        title=_scrub_optional(mention.title),
+        language=_scrub_optional(mention.language),
+        parent_id=_scrub_optional(mention.parent_id),
+        thread_id=_scrub_optional(mention.thread_id),
+        in_reply_to=_scrub_optional(mention.in_reply_to),
+        mentioned_handles=tuple(scrub(h) if isinstance(h, str) else h for h in mention.mentioned_handles),
+        repost_of=_scrub_optional(mention.repost_of),
+        source_name=_scrub_optional(mention.source_name),
+        raw=_scrub_raw(dict(mention.raw)),
+    )

@@ -207,7 +207,8 @@ async def test_replay_feed_file(path: Path, script: Script) -> None:
         if want_id:
             assert mention.external_id == want_id
         else:
-            assert mention.external_id.startswith("sha1:")
+            # a content hash, qualified by its feed like any id unique only within it
+            assert mention.external_id.startswith(site.url(path) + "#sha1:")
         assert mention.url == (entry.get("link") or None)
         assert mention.source == "rss"
         assert mention.created_at.tzinfo is not None and mention.created_at.utcoffset() == timedelta(0)
