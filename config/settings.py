@@ -168,6 +168,14 @@ class SourceSettings(BaseModel):
     interval: Duration = Field(300.0, description="Seconds between polls.")
     jitter: float = Field(0.1, ge=0, le=1, description="Random share of the interval added or removed.")
     enabled: bool = True
+    brand: str | None = Field(
+        None,
+        description=(
+            "The brand this source is about (its App Store app, Kiyoh location, Trustpilot page): "
+            "every mention it brings is that brand's, whatever the text says; the brand's "
+            "exclusions still apply."
+        ),
+    )
 
     def options(self) -> dict[str, Any]:
         """The type-specific options (everything not common to all sources)."""
@@ -524,7 +532,8 @@ class Settings(_Model):
 def cross_field_problems(data: Any) -> list[tuple[tuple[str | int, ...], str]]:
     """Problems between brands and sources in configuration ``data`` (parsed YAML), each located.
 
-    Unique brand and source names, and ``compare_with`` naming configured brands. Works on the raw
+    Unique brand and source names, and ``compare_with`` and a source's ``brand`` naming configured
+    brands. Works on the raw
     mapping, so it still runs when other settings are invalid; entries it cannot read are skipped
     (their own errors say why).
     """
@@ -545,6 +554,16 @@ def cross_field_problems(data: Any) -> list[tuple[tuple[str | int, ...], str]]:
                 )
             seen.add(name)
     known = {b["name"] for b in brands if isinstance(b, dict) and isinstance(b.get("name"), str)}
+    for index, source in enumerate(sources):
+        owner = source.get("brand") if isinstance(source, dict) else None
+        if isinstance(owner, str) and owner not in known:
+            choices = ", ".join(sorted(known)) or "none"
+            problems.append(
+                (
+                    ("sources", index, "brand"),
+                    f"unknown brand {owner!r}; brand names a configured brand ({choices})",
+                )
+            )
     for index, brand in enumerate(brands):
         others = brand.get("compare_with") if isinstance(brand, dict) else None
         if not isinstance(others, list | tuple):

@@ -65,8 +65,8 @@ def backtest(
         since = datetime.min.replace(tzinfo=UTC)
     db = Database(database_url(current.settings.storage))
     detector = LanguageDetector()  # one model for both watchlists, loaded only if a lang: needs it
-    old = Watchlist(current.settings.brands, detector=detector)
-    new = Watchlist(proposed.settings.brands, detector=detector)
+    old = Watchlist(current.settings.brands, detector=detector, sources=current.settings.sources)
+    new = Watchlist(proposed.settings.brands, detector=detector, sources=proposed.settings.sources)
     names = sorted({b.name for b in current.settings.brands} | {b.name for b in proposed.settings.brands})
     if brand is not None:
         names = [n for n in names if n == brand]

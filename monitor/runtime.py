@@ -261,7 +261,7 @@ class Runtime:
 
     def _build(self, config: LoadedConfig) -> None:
         settings = config.settings
-        self.watchlist = Watchlist(settings.brands)
+        self.watchlist = Watchlist(settings.brands, sources=settings.sources)
         ctx = SourceContext(env=self.env, http_client=self._http_client, clock=self.clock.now)
         if self.poll_limiter.limit != settings.daemon.max_concurrent_polls:
             # polls in flight finish under the old bound; every later poll takes the new one

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from classifiers.langid import LanguageDetector, language_hint, shared_detector
 from config.query import BrandRule, Document, WatchlistMatcher, is_tagged
-from config.settings import BrandSettings
+from config.settings import BrandSettings, SourceSettings
 from monitor.classify import classify_text
 from sources.base import Mention
 
@@ -54,8 +54,16 @@ class Watchlist:
     same language later.
     """
 
-    def __init__(self, brands: Sequence[BrandSettings], *, detector: LanguageDetector | None = None) -> None:
+    def __init__(
+        self,
+        brands: Sequence[BrandSettings],
+        *,
+        detector: LanguageDetector | None = None,
+        sources: Sequence[SourceSettings] = (),
+    ) -> None:
         self.brands = {b.name: b for b in brands}
+        #: Sources that belong to one brand (``brand:``): their mentions are that brand's.
+        self._owned_by = {s.name: s.brand for s in sources if s.brand is not None and s.brand in self.brands}
         rules = [
             BrandRule(
                 name=b.name,
@@ -93,9 +101,10 @@ class Watchlist:
         return found
 
     def match(self, mention: Mention) -> list[BrandHit]:
-        """Brands this mention is about: keywords or query, or a tag of the brand's own handle.
+        """Brands this mention is about: keywords or query, a tag of the brand's own handle, or a
+        source that belongs to the brand (its app's reviews rarely name it).
 
-        Exclusions drop both: a post that tags the brand but matches an exclusion (a spam
+        Exclusions drop all three: a post that tags the brand but matches an exclusion (a spam
         account, a crypto giveaway) is not about the brand.
         """
         doc = document_for(mention)
@@ -111,7 +120,9 @@ class Watchlist:
         }
         author = (mention.author.handle or "").lstrip("@").lower()
         out: list[BrandHit] = []
-        for m in sorted(self._matcher.match(doc, tagged=tagged), key=lambda m: m.brand):
+        owner = self._owned_by.get(mention.source_name or "")
+        forced = tagged | {owner} if owner else tagged
+        for m in sorted(self._matcher.match(doc, tagged=forced), key=lambda m: m.brand):
             brand = self.brands[m.brand]
             out.append(
                 BrandHit(
@@ -119,7 +130,7 @@ class Watchlist:
                     tagged=m.brand in tagged,
                     from_brand=bool(author) and author in brand.handles,
                     competitor=brand.competitor,
-                    terms=m.terms or ("@handle",),
+                    terms=m.terms or (("@handle",) if m.brand in tagged else ("source",)),
                 )
             )
         return out

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from classifiers.testing import FailingClassifier, StubClassifier
+from config.loader import ConfigError
 from monitor import models
 from tests.pipeline_util import config_text, load, make_runtime, post, write_jsonl
 
@@ -123,6 +125,38 @@ async def test_old_posts_are_stored_and_scored_but_not_alerted(tmp_path: Path) -
             assert suppressed == 4 - len(expected)
         finally:
             await runtime.aclose()
+
+
+async def test_a_source_that_belongs_to_a_brand_brings_that_brands_mentions(tmp_path: Path) -> None:
+    """Reviews of the brand's own app or shop rarely name it: `brand:` on the source says whose they are."""
+    records = [
+        post(1, "Sent me a broken kettle and no refund, terrible", minutes=1),  # names no brand
+        post(2, "Acme Rail staff were brilliant today, thanks!", minutes=2),  # keywords still count
+        post(3, "Free crypto giveaway, click now", minutes=3),  # the brand's exclusion still applies
+    ]
+    replay = write_jsonl(tmp_path / "posts.jsonl", records)
+    text = (
+        config_text(f"sqlite:///{tmp_path / 'b.db'}", replay)
+        .replace("    type: replay\n", "    type: replay\n    brand: Kettle Co\n")
+        .replace('    keywords: ["kettle co"]\n', '    keywords: ["kettle co"]\n    exclude: ["crypto"]\n')
+    )
+    runtime, _ = make_runtime(load(text), tmp_path)
+    try:
+        await runtime.run_once()
+        with runtime.db.session() as session:
+            hits = session.execute(
+                select(models.Mention.external_id, models.MentionBrand.brand, models.MentionBrand.tagged)
+                .join(models.MentionBrand)
+                .order_by(models.Mention.external_id, models.MentionBrand.brand)
+            ).all()
+            keys = set(session.execute(select(models.Alert.key)).scalars())
+        assert hits == [("p1", "Kettle Co", False), ("p2", "Acme Rail", False), ("p2", "Kettle Co", False)]
+        assert "complaint:Kettle Co:x:p1" in keys
+    finally:
+        await runtime.aclose()
+
+    with pytest.raises(ConfigError, match="unknown brand 'Kettel Co'"):
+        load(text.replace("brand: Kettle Co", "brand: Kettel Co"))
 
 
 async def test_classifier_failure_is_retried_never_neutral(sqlite_url: str, tmp_path: Path) -> None:
