@@ -96,21 +96,24 @@ def praise_rule(facts: MentionFacts, t: Thresholds) -> AlertDraft | None:
     if _skip_common(facts) or facts.tagged:
         return None
     minimum, origin = praise_minimum(facts, t)
-    if facts.sentiment != "positive" or facts.p_positive < minimum:
-        return None
     share = facts.rating_share
-    if share is not None and share < 0.8:
-        return None
     reach = f", reach {facts.followers:,}" if facts.followers else ""
+    if share is not None and share >= t.review_praise_min_rating and facts.sentiment != "negative":
+        # The author said it with the stars: a top review is praise even in plain words.
+        why = f"review rated {facts.rating:g}/{facts.rating_max:g}, text not negative{reach}"
+    elif facts.sentiment != "positive" or facts.p_positive < minimum or (share is not None and share < 0.8):
+        return None
+    else:
+        why = (
+            f"positive {facts.p_positive:.2f} ≥ {minimum:.2f} ({origin}) and the post does not tag "
+            f"{facts.brand}'s handles{reach}"
+        )
     return AlertDraft(
         key=f"praise:{facts.brand}:{facts.source}:{facts.external_id}",
         kind="praise",
         severity="info",
         title=f"Untagged praise for {facts.brand}",
-        reason=(
-            f"positive {facts.p_positive:.2f} ≥ {minimum:.2f} ({origin}) and the post does not tag "
-            f"{facts.brand}'s handles{reach}"
-        ),
+        reason=why,
         labels=_labels(facts, "praise", "info"),
     )
 
@@ -122,7 +125,8 @@ def complaint_rule(facts: MentionFacts, t: Thresholds) -> AlertDraft | None:
     reasons: list[str] = []
     share = facts.rating_share
     low_review = share is not None and share <= t.review_complaint_max_rating
-    if facts.complaint >= t.complaint_min:
+    top_review = share is not None and share >= t.review_praise_min_rating
+    if facts.complaint >= t.complaint_min and not top_review:
         reasons.append(f"complaint {facts.complaint:.2f} ≥ {t.complaint_min:.2f}")
     if low_review:
         reasons.append(f"review rated {facts.rating:g}/{facts.rating_max:g}")

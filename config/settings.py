@@ -116,6 +116,15 @@ class Thresholds(_Model):
     review_complaint_max_rating: float = Field(
         0.4, ge=0, le=1, description="Reviews rated at or below this share of the scale count as complaints."
     )
+    review_praise_min_rating: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description=(
+            "Reviews rated at or above this share of the scale (5/5, 9/10) are praise unless their "
+            "text reads negative, and their text alone raises no complaint: the author rated it top."
+        ),
+    )
     large_account_followers: int = Field(
         10_000, ge=0, description="Authors with this reach are flagged as large."
     )

@@ -81,6 +81,21 @@ def test_complaint_rule_reach_floor_reviews_and_severity() -> None:
     assert [d.kind for d in drafts] == ["complaint"]
 
 
+def test_a_top_rated_review_is_praise_and_no_text_complaint() -> None:
+    """The stars are the author's own verdict: 5/5 or 9/10 is praise unless the text reads negative."""
+    t = Thresholds()  # auto praise threshold: a neutral-scored text would not pass it
+    plain = replace(FACTS, source="appstore", sentiment="neutral", p_positive=0.3, rating=5, rating_max=5)
+    draft = praise_rule(plain, t)
+    assert draft is not None and "rated 5/5" in draft.reason
+    assert praise_rule(replace(plain, source="kiyoh", rating=9, rating_max=10), t) is not None
+    assert praise_rule(replace(plain, rating=4), t) is None  # 4/5: the text has to say it
+    assert praise_rule(replace(plain, sentiment="negative"), t) is None  # "5 stars but it crashes"
+    # A 5-star review the model reads as a complaint: the stars win, no complaint alert.
+    odd = replace(plain, complaint=0.9)
+    assert [d.kind for d in evaluate(odd, t)] == ["praise"]
+    assert complaint_rule(replace(odd, rating=3), t) is not None  # 3/5 with complaint text still alerts
+
+
 def test_calibrated_praise_threshold_reads_only_valid_numbers() -> None:
     class Calibrated(StubClassifier):
         praise_threshold = 0.7
