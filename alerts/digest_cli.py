@@ -204,6 +204,7 @@ def digest_command(
         html.write_text(render_html(digests, period, charts=charts), encoding="utf-8")
         out.print(f"HTML report written to {html}", markup=False)
     if slack and token:
+        import aiohttp
         from slack_sdk.errors import SlackApiError
 
         from alerts.digest_slack import make_client, post_digest
@@ -215,6 +216,10 @@ def digest_command(
             )
         except SlackApiError as exc:
             err.print(f"Slack refused the digest: {exc.response.get('error')}", markup=False)
+            raise typer.Exit(1) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            # The API is unreachable (proxy down, wrong slack.api_url): one line, not a traceback.
+            err.print(f"Slack unreachable at {settings.slack.api_url}: {exc}", markup=False)
             raise typer.Exit(1) from None
         for p in posted:
             chart = (

@@ -94,6 +94,21 @@ def test_slack_without_token_fails_clearly(config: Path) -> None:
     assert code == 2 and "SLACK_BOT_TOKEN" in output
 
 
+def test_unreachable_slack_is_one_clear_line(config: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config.write_text(config.read_text() + f"slack:\n  api_url: http://127.0.0.1:{port}/api/\n")
+    result = CliRunner().invoke(
+        _app(), ["digest", "-c", str(config), "--slack"], env={"SLACK_BOT_TOKEN": BOT_TOKEN}
+    )
+    assert result.exit_code == 1, result.output
+    assert "Slack unreachable at http://127.0.0.1:" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_missing_schema_and_config_are_reported(tmp_path: Path) -> None:
     path = tmp_path / "empty.yaml"
     path.write_text(f"storage:\n  url: sqlite:///{tmp_path / 'none.db'}\n  url_env: null\n{CONFIG}")
