@@ -486,7 +486,7 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - shutdown goes on whatever one step raised
                 log.warning("shutdown: could not %s (%s); going on without it", what, describe(exc))
 
-        await step("hand the source leases back", asyncio.to_thread(self._release_leases))
+        await step("hand the source leases and heartbeat back", asyncio.to_thread(self._release_leases))
         for coordinator in self.coordinators.values():
             await step(f"close source {coordinator.name}", coordinator.source.aclose())
         await step("close replaced alert receivers", self.close_retired_notifiers())
@@ -494,13 +494,15 @@ class Runtime:
         await step("close the database connections", asyncio.to_thread(self.db.dispose))
 
     def _release_leases(self) -> None:
-        """Give every source lease of this daemon up in one statement (clean shutdown)."""
+        """Give every source lease of this daemon up (clean shutdown), and its heartbeat: a daemon
+        that stopped cleanly is neither 'alive' to the next ``repmon once`` nor 'stale' in status."""
         with self.db.session() as session:
             session.execute(
                 update(models.SourceHealth)
                 .where(models.SourceHealth.lease_owner == self.owner)
                 .values(lease_owner=None, lease_until=None)
             )
+            session.execute(delete(models.DaemonHeartbeat).where(models.DaemonHeartbeat.owner == self.owner))
 
 
 def run_daemon(main: Coroutine[Any, Any, None], *, grace: float = THREAD_EXIT_GRACE) -> None:

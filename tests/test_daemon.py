@@ -8,10 +8,12 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
 
 from alerts.testing import CapturingNotifier
 from classifiers.testing import StubClassifier
 from config.loader import load_config
+from monitor import models
 from monitor.daemon import Daemon
 from monitor.migrate import upgrade
 from monitor.runtime import Runtime
@@ -60,11 +62,17 @@ async def test_health_metrics_reload_and_shutdown(tmp_path: Path) -> None:
         assert await daemon.reload("test") is True
         assert next(b.name for b in runtime.settings.brands) == "Newco"
         assert "replay" in runtime.coordinators
+        with runtime.db.session() as session:
+            assert session.execute(select(models.DaemonHeartbeat.owner)).scalars().all() == [runtime.owner]
     finally:
         started = time.monotonic()
         daemon.stop.set()
         await asyncio.wait_for(task, timeout=20)
         assert time.monotonic() - started < runtime.settings.daemon.shutdown_timeout + 3
+    # A clean stop leaves no heartbeat behind: the next `repmon once` need not wait for it.
+    with runtime.db.session() as session:
+        assert session.execute(select(models.DaemonHeartbeat)).first() is None
+    runtime.db.dispose()
 
 
 def _slow_tick_config(tmp_path: Path, *, group_wait: str) -> tuple[Path, Path]:
