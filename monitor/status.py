@@ -50,6 +50,8 @@ def status_report(config: LoadedConfig, now: datetime | None = None) -> dict[str
             ).all()
     finally:
         db.dispose()
+    off = {src.name for src in config.settings.sources if not src.enabled}
+    switched_off = "switched off (enabled: false)"
     sources = [
         {
             "name": h.source_name,
@@ -58,8 +60,8 @@ def status_report(config: LoadedConfig, now: datetime | None = None) -> dict[str
             "consecutive_failures": h.consecutive_failures,
             "last_error": h.last_error,
             "last_error_at": h.last_error_at,
-            "disabled": h.disabled_reason,
-            "problem": _problem(h),
+            "disabled": h.disabled_reason or (switched_off if h.source_name in off else None),
+            "problem": _problem(h) or (switched_off if h.source_name in off else None),
             "mentions_total": h.mentions_total,
             "skipped_total": h.skipped_total,
             # a lease that ran out is nobody's (the next daemon to poll takes it)
@@ -88,10 +90,10 @@ def status_report(config: LoadedConfig, now: datetime | None = None) -> dict[str
             "kind": src.type,
             "last_success_at": None,
             "consecutive_failures": 0,
-            "last_error": "not polled yet",
+            "last_error": None,
             "last_error_at": None,
-            "disabled": None,
-            "problem": "not polled yet",
+            "disabled": switched_off if not src.enabled else None,
+            "problem": switched_off if not src.enabled else "not polled yet",
             "mentions_total": 0,
             "skipped_total": 0,
             "lease_owner": None,

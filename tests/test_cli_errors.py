@@ -189,10 +189,16 @@ def test_status_lists_unpolled_sources_and_the_queues(tmp_path: Path) -> None:
     result = runner.invoke(app, ["status", "--json", "--config", str(cfg)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert [(s["name"], s["last_error"]) for s in report["sources"]] == [("replay", "not polled yet")]
+    # not polled yet is no error (none is made up); a source switched off says so
+    assert [(s["name"], s["last_error"], s["problem"]) for s in report["sources"]] == [
+        ("replay", None, "not polled yet")
+    ]
     assert report["queues"] == {"classify": 0, "outbox": 0, "failed_alerts": 0}
     text = " ".join(runner.invoke(app, ["status", "--config", str(cfg)]).output.split())
     assert "not polled" in text and "queues: 0 mentions to score, 0 alerts to send" in text
+    cfg.write_text(cfg.read_text().replace("    type: replay\n", "    type: replay\n    enabled: false\n"))
+    (off,) = json.loads(runner.invoke(app, ["status", "--json", "--config", str(cfg)]).stdout)["sources"]
+    assert off["disabled"] == off["problem"] == "switched off (enabled: false)"
     assert "mentions: none" in text and "alerts: none" in text
 
 
