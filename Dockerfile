@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    REPMON_CONFIG=/etc/repmon/repmon.yaml
+    REPMON_CONFIG=/etc/repmon/repmon.yaml \
+    REPMON_DEMO_DIR=/usr/share/repmon/demo
 
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
@@ -16,6 +17,8 @@ COPY sources ./sources
 COPY classifiers ./classifiers
 COPY alerts ./alerts
 COPY config ./config
+# The sample week of `repmon demo` (the installed package does not carry examples/).
+COPY examples/demo /usr/share/repmon/demo
 # The embedded classifier runs multilingual-e5-small on torch: take the CPU build from PyTorch's
 # index (PyPI's Linux wheel pulls CUDA libraries); constraints.txt pins its version.
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt '.[postgres]' \

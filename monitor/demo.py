@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,11 @@ from sources.text import parse_timestamp
 
 __all__ = ["DEMO_DIR", "digest_path", "last_full_week", "run_demo", "utc_time"]
 
-DEMO_DIR = Path(__file__).resolve().parents[1] / "examples" / "demo"
+#: The demo's sample week: beside the package in a checkout, or where REPMON_DEMO_DIR says (the
+#: Docker image installs the package without the repository and puts the files there).
+DEMO_DIR = Path(
+    os.environ.get("REPMON_DEMO_DIR") or Path(__file__).resolve().parents[1] / "examples" / "demo"
+)
 
 
 def last_full_week(now: datetime, zone: str = "Europe/Amsterdam") -> tuple[datetime, datetime]:
@@ -79,6 +84,13 @@ def run_demo(workdir: Path, out: Console, *, demo_dir: Path = DEMO_DIR) -> int:
 
 
 async def _run(workdir: Path, out: Console, demo_dir: Path) -> int:
+    if not (demo_dir / "mentions.jsonl").is_file() or not (demo_dir / "demo.yaml").is_file():
+        out.print(
+            f"the demo's sample files are not in {demo_dir} (an install without the repository's "
+            "examples/demo folder); set REPMON_DEMO_DIR to a copy of it",
+            markup=False,
+        )
+        return 2
     workdir.mkdir(parents=True, exist_ok=True)
     for stale in workdir.glob("demo.db*"):
         stale.unlink()

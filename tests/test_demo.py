@@ -24,6 +24,21 @@ def test_digest_file_is_named_by_the_local_week() -> None:
     assert digest_path(Path("/w"), start, end, "Europe/Amsterdam") == Path("/w/digest-2026-W48.html")
 
 
+def test_demo_without_its_sample_files_says_where_to_find_them(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from monitor.demo import run_demo
+
+    console = Console(record=True, width=200)
+    assert run_demo(tmp_path / "work", console, demo_dir=tmp_path / "nowhere") == 2
+    assert "REPMON_DEMO_DIR" in console.export_text()
+    # an installed package (the Docker image) finds the files where the variable says
+    probe = "import monitor.demo as d; print(d.DEMO_DIR)"
+    env = {**os.environ, "REPMON_DEMO_DIR": "/usr/share/repmon/demo"}
+    shown = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "/usr/share/repmon/demo"
+
+
 def test_summary_times_carry_their_zone() -> None:
     assert utc_time(datetime(2026, 11, 28, 9, 40, tzinfo=UTC)) == "Sat 09:40 UTC"
 
