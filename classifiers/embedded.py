@@ -16,7 +16,12 @@ from classifiers.base import LABELS, ClassifierError, Scores, SentimentLabel
 from classifiers.features import Encoder, FeatureExtractor, default_encoder, default_threads
 from classifiers.heads import HeadSet
 from classifiers.langid import LanguageDetector
-from classifiers.lexicon import LexiconAnalyzer, resolve_languages, validate_batch
+from classifiers.lexicon import (
+    LexiconAnalyzer,
+    replace_lone_surrogates,
+    resolve_languages,
+    validate_batch,
+)
 
 __all__ = ["DEFAULT_HEADS_PATH", "EmbeddedClassifier", "default_threads"]
 
@@ -78,6 +83,7 @@ class EmbeddedClassifier:
     def classify(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[Scores]:
         """Score ``texts`` in batches of ``batch_size``; one :class:`Scores` per text, same order."""
         validate_batch(texts, languages)
+        texts = replace_lone_surrogates(texts)
         out: list[Scores] = []
         try:
             langs = resolve_languages(texts, languages, self.detector)

@@ -30,12 +30,19 @@ __all__ = [
     "LexiconScore",
     "TextSignals",
     "complaint_cue_count",
+    "replace_lone_surrogates",
     "validate_batch",
 ]
 
 #: Texts are cut to this many characters before scoring: the opening of a very long post (a blog,
 #: a news article) says enough, and a bounded cost per mention keeps the daemon's latency bounded.
 MAX_CHARS = 2_000
+#: Cap of the length feature (``log_chars``). The heads were trained on tweets: the longest text in
+#: the training sets (``../shared/data/eval/*.jsonl``) has 307 characters, so beyond this the
+#: feature is an extrapolation the heads never saw, and a long neutral article (or ``'x' * 20000``)
+#: came out as a near-certain complaint on length alone. At or above 307, so the features of the
+#: training data (and hence the trained heads) are unchanged.
+LENGTH_FEATURE_CAP = 320
 
 # ---------------------------------------------------------------------------------------------
 # Dutch lexicon scoring (VADER-style rules over the Pattern polarity lexicon)
@@ -285,7 +292,8 @@ class TextSignals:
             s.compound, s.positive, s.negative, s.neutral, float(s.hits > 0), self.en.compound,
             self.nl.compound, math.log1p(self.complaint_cues), float(self.question), float(self.why),
             math.log1p(self.exclamations), float(self.starts_with_handle), math.log1p(self.handles),
-            float(self.url), math.log1p(self.chars) / 8.0, float(self.language == "nl"),
+            float(self.url), math.log1p(min(self.chars, LENGTH_FEATURE_CAP)) / 8.0,
+            float(self.language == "nl"),
             float(self.language == "en"),
         ]  # fmt: skip
 
@@ -353,6 +361,16 @@ class LexiconAnalyzer:
         """Matrix ``(len(texts), len(FEATURE_NAMES))`` of signals, float32."""
         rows = [self.signals(t, lang).vector() for t, lang in zip(texts, languages, strict=True)]
         return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURE_NAMES))
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(texts: Sequence[str]) -> list[str]:
+    """``texts`` with every surrogate code point (never valid on its own in a ``str``: e.g. bytes
+    decoded with ``surrogateescape``) replaced by U+FFFD, so such a text scores like any other
+    instead of making the tokenizers (and so the whole batch) fail. Call after :func:`validate_batch`."""
+    return [_LONE_SURROGATE.sub("\ufffd", t) if _LONE_SURROGATE.search(t) else t for t in texts]
 
 
 def validate_batch(texts: Sequence[str], languages: Sequence[str | None]) -> None:
@@ -432,6 +450,7 @@ class LexiconClassifier:
     def classify(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[Scores]:
         """Score ``texts``; one :class:`Scores` per text, same order."""
         validate_batch(texts, languages)
+        texts = replace_lone_surrogates(texts)
         try:
             langs = resolve_languages(texts, languages, self.detector)
             return [self._score(self.analyzer.signals(t, lang)) for t, lang in zip(texts, langs, strict=True)]

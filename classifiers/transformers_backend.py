@@ -21,6 +21,7 @@ without one gets the complaint probability of the lexicon baseline's cue model, 
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,12 @@ import numpy as np
 from classifiers.base import LABELS, ClassifierError, Scores, SentimentLabel
 from classifiers.features import social_placeholders
 from classifiers.langid import LanguageDetector
-from classifiers.lexicon import LexiconClassifier, resolve_languages, validate_batch
+from classifiers.lexicon import (
+    LexiconClassifier,
+    replace_lone_surrogates,
+    resolve_languages,
+    validate_batch,
+)
 
 __all__ = [
     "CHUNK_TEXTS",
@@ -42,6 +48,8 @@ __all__ = [
     "TransformersEncoder",
     "infer_label_map",
 ]
+
+log = logging.getLogger("repmon.classifiers.transformers")
 
 _TARGETS = frozenset({*LABELS, "complaint", "ignore"})
 #: Characters kept before tokenising: the tokenizer truncates to ``max_length`` tokens anyway, and
@@ -149,12 +157,35 @@ class TorchTextModel:
         self.dtype = self._pick_dtype(dtype)
         self.model = net.to(device=self.device, dtype=self.dtype).eval()
         self.config = net.config
+        self.max_length = self._clamp_max_length(max_length, source)
         pad = self.tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else 0  # padded positions are masked out anyway
         self._pad_multiple = 8 if self.device.type == "cuda" else 1
         commit = getattr(self.config, "_commit_hash", None)
         self.name = Path(source).name if is_local else model
         self.version = (commit or revision or "local")[:12]
+
+    def _clamp_max_length(self, max_length: int, source: str) -> int:
+        """``max_length`` cut to the longest input the model takes (longer posts would crash it).
+
+        The tokenizer's ``model_max_length`` counts when it is a real number (unset, it is a huge
+        sentinel); ``max_position_embeddings`` bounds it too, less the two padding offsets that
+        RoBERTa-style models count in it.
+        """
+        limits = []
+        tok_max = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(tok_max, int) and 0 < tok_max < 1_000_000:
+            limits.append(tok_max)
+        positions = getattr(self.config, "max_position_embeddings", None)
+        if isinstance(positions, int) and positions > 0:
+            model_type = str(getattr(self.config, "model_type", ""))
+            offset = 2 if "roberta" in model_type or model_type == "camembert" else 0
+            limits.append(positions - offset)
+        limit = min(limits) if limits else None
+        if limit is None or max_length <= limit:
+            return max_length
+        log.info("max_length %d is more than model %s takes; using %d tokens", max_length, source, limit)
+        return limit
 
     def _pick_device(self, device: str) -> Any:
         torch = self.torch
@@ -340,6 +371,7 @@ class TransformersClassifier:
         validate_batch(texts, languages)
         if not texts:
             return []
+        texts = replace_lone_surrogates(texts)
         try:
             probs = self._probabilities(texts)
             langs = resolve_languages(texts, languages, self.detector)

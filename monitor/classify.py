@@ -2,6 +2,8 @@
 
 A failure never turns into "neutral": the batch stays unscored, its attempt counter grows and it
 is retried after a backoff; after ``max_attempts`` a mention is parked as ``failed`` (counted, logged).
+A failing batch is split in halves and retried at once, so one text the classifier cannot score
+fails (and is counted, retried, parked) alone while the rest of its batch is scored.
 """
 
 from __future__ import annotations
@@ -94,13 +96,11 @@ class ClassifyStage:
             rows = session.execute(stmt).all()
             if not rows:
                 return 0
-            try:
-                scores = self._score(rows)
-            except ClassifierError as exc:
-                self._record_failure(session, [r.id for r in rows], exc, now)
-                raise
-            self._store(session, rows, scores, now)
-            return len(rows)
+            scored, failed = self._score_isolating(rows)
+            done, error = self._finish(session, scored, failed, now)
+        if error is not None:  # raised after the session commits the recorded failure
+            raise error
+        return done
 
     # SQLite: one writer at a time, so read, score outside any transaction, then write briefly.
     async def _batch_optimistic(self) -> int:
@@ -109,15 +109,50 @@ class ClassifyStage:
             rows = session.execute(self._due(now).order_by(models.Mention.id).limit(self.batch_size)).all()  # type: ignore[attr-defined]
         if not rows:
             return 0
-        try:
-            scores = await asyncio.to_thread(self._score, rows)
-        except ClassifierError as exc:
-            with self.db.session() as session:
-                self._record_failure(session, [r.id for r in rows], exc, now)
-            raise
+        scored, failed = await asyncio.to_thread(self._score_isolating, rows)
         with self.db.session() as session:
-            self._store(session, rows, scores, now)
-        return len(rows)
+            done, error = self._finish(session, scored, failed, now)
+        if error is not None:
+            raise error
+        return done
+
+    def _score_isolating(
+        self, rows: Sequence[Any]
+    ) -> tuple[list[tuple[Any, Scores]], list[tuple[Any, ClassifierError]]]:
+        """Score ``rows``; a failing batch of several is split in halves and retried (recursively),
+        so one bad text fails alone and the others get scored. Returns (scored, failed) rows."""
+        try:
+            return list(zip(rows, self._score(rows), strict=True)), []
+        except ClassifierError as exc:
+            if len(rows) == 1:
+                return [], [(rows[0], exc)]
+            log.debug("classifier failed on a batch of %d mentions, splitting it: %s", len(rows), exc)
+        mid = len(rows) // 2
+        scored, failed = self._score_isolating(rows[:mid])
+        more_scored, more_failed = self._score_isolating(rows[mid:])
+        return scored + more_scored, failed + more_failed
+
+    def _finish(
+        self,
+        session: Session,
+        scored: list[tuple[Any, Scores]],
+        failed: list[tuple[Any, ClassifierError]],
+        now: datetime,
+    ) -> tuple[int, ClassifierError | None]:
+        """Store what was scored and count/reschedule what failed.
+
+        Returns how many were scored, and the error for the caller to raise (after committing) when
+        nothing was: the classifier itself is failing, so its burst stops and the backoff applies.
+        """
+        if failed and not scored:  # one failure for the whole batch, as without splitting
+            exc = failed[0][1]
+            self._record_failure(session, [r.id for r, _ in failed], exc, now)
+            return 0, exc
+        for row, exc in failed:  # only the mentions that fail on their own are counted and retried
+            self._record_failure(session, [row.id], exc, now)
+        if scored:
+            self._store(session, [r for r, _ in scored], [s for _, s in scored], now)
+        return len(scored), None
 
     def _score(self, rows: Sequence[Any]) -> list[Scores]:
         texts = [classify_text(r.title, r.text) for r in rows]

@@ -137,3 +137,28 @@ def test_eval_takes_retrained_default_heads(tmp_path: Path) -> None:
         app, ["eval", "sentiment", str(data), "--classifier", "lexicon", "--heads", str(heads)]
     )
     assert result.exit_code == 1 and "--heads goes with" in result.output
+
+
+def test_length_alone_does_not_make_a_complaint(clf: EmbeddedClassifier) -> None:
+    # the heads were trained on tweets: a long neutral text must not score as a complaint
+    news = "Our team will be at the conference in Berlin next week to present the product roadmap. "
+    texts = [news, news * 5, news * 30, news * 100, "x" * 20_000]
+    once, five, thirty, hundred, filler = clf.classify(texts, ["en", "en", "en", "en", None])
+    assert abs(thirty.complaint - once.complaint) < 0.1
+    # past the length the heads know, more of the same text changes nothing
+    assert thirty.complaint == pytest.approx(five.complaint, abs=0.02)
+    assert hundred.complaint == pytest.approx(five.complaint, abs=0.02)
+    assert max(s.complaint for s in (once, five, thirty, hundred)) < clf.complaint_threshold
+    assert filler.complaint < clf.complaint_threshold
+
+
+def test_a_lone_surrogate_does_not_sink_the_batch(clf: EmbeddedClassifier) -> None:
+    good = [f"message number {i}, thanks for the help" for i in range(20)]
+    bad = ["hello \ud800 world", b"caf\xff is broken".decode("utf-8", "surrogateescape")]
+    scores = clf.classify([*good[:10], *bad, *good[10:]], [None] * 22)
+    assert len(scores) == 22
+    alone = clf.classify(good, [None] * 20)
+    assert [s.p_positive for s in scores[:10] + scores[12:]] == pytest.approx(
+        [s.p_positive for s in alone], abs=1e-3
+    )
+    assert scores[10].p_positive == pytest.approx(clf.classify(["hello \ufffd world"], [None])[0].p_positive)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from classifiers.base import Classifier, ClassifierError
-from classifiers.lexicon import LexiconAnalyzer, LexiconClassifier, complaint_cue_count
+from classifiers.lexicon import FEATURE_NAMES, LexiconAnalyzer, LexiconClassifier, complaint_cue_count
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,21 @@ def test_bad_input_raises_classifier_error(clf: LexiconClassifier) -> None:
         clf.classify([None], [None])  # type: ignore[list-item]
     with pytest.raises(ClassifierError):
         clf.classify("not a list", ["en"] * 10)
+
+
+def test_length_feature_is_capped_at_the_training_range(analyzer: LexiconAnalyzer) -> None:
+    col = FEATURE_NAMES.index("log_chars")
+    news = "The city council approved the new budget for public libraries on Tuesday. "
+    at_cap = analyzer.signals("x" * 400, None).vector()[col]  # past the longest training text
+    assert analyzer.signals(news * 30, "en").vector()[col] == pytest.approx(at_cap)
+    assert analyzer.signals("x" * 20_000, None).vector()[col] == pytest.approx(at_cap)
+    assert analyzer.signals(news, "en").vector()[col] == pytest.approx(math.log1p(len(news)) / 8.0)
+
+
+def test_lone_surrogates_are_replaced_and_score(clf: LexiconClassifier) -> None:
+    from classifiers.lexicon import replace_lone_surrogates
+
+    bad = ["hello \ud800 world", b"caf\xff is broken".decode("utf-8", "surrogateescape"), "fine"]
+    assert replace_lone_surrogates(bad) == ["hello \ufffd world", "caf\ufffd is broken", "fine"]
+    assert replace_lone_surrogates(["plain"])[0] == "plain"
+    assert len(clf.classify(bad, [None, "en", None])) == 3

@@ -282,3 +282,21 @@ def test_links_and_handles_reach_the_model_as_placeholders(model_dir: Path) -> N
     assert c.p_negative != pytest.approx(d.p_negative, abs=1e-6)
     with pytest.raises(ValueError, match="placeholders"):
         ClassifierSettings(model="default", placeholders=False)
+
+
+def test_max_length_beyond_the_model_is_clamped(model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="repmon.classifiers.transformers"):
+        clf = load_classifier(f"transformers:{model_dir}", max_length=256)
+    post = ("my order still not arrived " * 80)[:2000]  # far more than 64 tokens
+    (s,) = clf.classify([post], ["en"])
+    assert s.p_negative + s.p_neutral + s.p_positive == pytest.approx(1.0, abs=1e-6)
+    assert clf.runner.max_length == 64  # max_position_embeddings of the tiny BERT
+    assert "max_length 256" in caplog.text
+    assert load_classifier(f"transformers:{model_dir}", max_length=32).runner.max_length == 32
+
+
+def test_lone_surrogates_score(model_dir: Path) -> None:
+    clf = load_classifier(f"transformers:{model_dir}")
+    bad = b"great trein \xff".decode("utf-8", "surrogateescape")
+    scores = clf.classify(["thanks", bad, "\ud800"], [None, None, None])
+    assert len(scores) == 3

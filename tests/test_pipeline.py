@@ -161,7 +161,8 @@ async def test_a_source_that_belongs_to_a_brand_brings_that_brands_mentions(tmp_
 
 async def test_classifier_failure_is_retried_never_neutral(sqlite_url: str, tmp_path: Path) -> None:
     replay = write_jsonl(tmp_path / "posts.jsonl", POSTS)
-    failing = FailingClassifier(failures=1, then=StubClassifier())
+    # A failing batch is split down to single mentions (5 mentions: 9 calls): all of them fail.
+    failing = FailingClassifier(failures=9, then=StubClassifier())
     runtime, _ = make_runtime(load(config_text(sqlite_url, replay)), tmp_path, classifier=failing)
     try:
         summary = await runtime.run_once()
