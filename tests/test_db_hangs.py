@@ -66,7 +66,7 @@ async def test_aclose_goes_on_when_the_database_refuses_connections(
     assert sorted(closed) == sorted(runtime.coordinators) and len(closed) == 2
     assert notifier.closed
     lines = [r.getMessage() for r in caplog.records if r.name == "repmon.runtime"]
-    assert len(lines) == 1 and "hand the source leases back" in lines[0]
+    assert len(lines) == 1 and "hand the source leases and heartbeat back" in lines[0]
     assert "Traceback" not in caplog.text
 
 
