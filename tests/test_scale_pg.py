@@ -145,7 +145,8 @@ def test_two_daemons_share_one_postgres_and_survive_kill_9(tmp_path: Path, pg_ur
     engine.dispose()
     assert len(ids) == len(set(ids)) == total
     assert scores == total
-    assert len(owners) == 2
+    # The killed daemon's heartbeat is left (it goes stale); the one stopped cleanly took its own.
+    assert len(owners) == 1
     delivered: list[str] = []
     # Both daemons append to one receiver (as both would post to one Slack workspace).
     for line in (tmp_path / "alerts.jsonl").read_text(encoding="utf-8").splitlines():
